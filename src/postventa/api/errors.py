@@ -1,0 +1,82 @@
+"""Refusals to HTTP: one table from kind to status, one body shape, and plain-text 500s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from postventa.domain.errors import PostventaError, Refusal, RefusalKind
+
+STATUS_BY_KIND: dict[RefusalKind, int] = {
+    RefusalKind.UNREADABLE: 400,
+    RefusalKind.UNAUTHENTICATED: 401,
+    RefusalKind.INVALID: 400,
+    RefusalKind.FORBIDDEN: 403,
+    RefusalKind.NOT_FOUND: 404,
+    RefusalKind.CONFLICT: 409,
+    RefusalKind.PRECONDITION: 412,
+    RefusalKind.TOO_LARGE: 413,
+    RefusalKind.UNSUPPORTED_MEDIA: 415,
+    RefusalKind.RATE_LIMITED: 429,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+}
+
+log = structlog.get_logger("postventa.api")
+
+
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """The documented error body."""
+    return {"Status": status, "Message": message, "Code": code}
+
+
+def refusal_response(refusal: Refusal, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A refusal as its status and body."""
+    status = STATUS_BY_KIND[refusal.kind]
+    return JSONResponse(error_body(status, refusal.code, refusal.message), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as the documented body; nothing unexpected leaks internals."""
+
+    async def on_refusal(request: Request, error: Exception) -> Response:
+        assert isinstance(error, PostventaError)
+        headers = getattr(request.state, "response_headers", None)
+        return refusal_response(error.refusal, headers)
+
+    async def on_http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
+        return JSONResponse(
+            error_body(error.status_code, code, message), status_code=error.status_code, headers=error.headers
+        )
+
+    async def on_validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return JSONResponse(error_body(400, "invalid_request", message), status_code=400)
+
+    async def on_unexpected(request: Request, error: Exception) -> Response:
+        request_id = getattr(request.state, "request_id", "-")
+        log.error("unexpected_error", request_id=request_id, error_type=type(error).__name__, exc_info=error)
+        return PlainTextResponse(f"Internal server error. Request id: {request_id}", status_code=500)
+
+    app.add_exception_handler(PostventaError, on_refusal)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

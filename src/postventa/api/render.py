@@ -1,0 +1,96 @@
+"""Domain and store objects as the JSON of the Alephee contract (PascalCase, {Key, Value} pairs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from postventa.domain.orders import MERCADOLIBRE, ORDER_STATUS_LABELS, status_type_of
+from postventa.services.reading import ReasonOption
+from postventa.store.messages import StoredMessage
+from postventa.store.orders import Order
+
+MARKETPLACE_KEYS = {MERCADOLIBRE: 1}
+
+
+def timestamp(value: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    """An Order of GET /v2/orders."""
+    data = order.data
+    status_type = status_type_of(data.status)
+    window = data.delivery_window
+    return {
+        "Id": order.id,
+        "ExternalOrderId": data.external_order_id,
+        "PackId": data.pack_id,
+        "Marketplace": {"Key": MARKETPLACE_KEYS.get(data.marketplace, 0), "Value": data.marketplace},
+        "SiteId": data.site.value if data.site else None,
+        "Status": {"Key": data.status, "Value": ORDER_STATUS_LABELS.get(data.status, "Unknown")},
+        "StatusType": {"Key": int(status_type), "Value": status_type.label} if status_type is not None else None,
+        "Shipping": {
+            "LogisticType": (
+                {"Key": int(data.logistic_type), "Value": data.logistic_type.label} if data.logistic_type else None
+            ),
+            "EstimatedDelivery": (
+                {"Date": window.date.isoformat(), "FromHour": window.from_hour, "ToHour": window.to_hour}
+                if window
+                else None
+            ),
+        },
+        "Buyer": {"Code": data.buyer.code, "Nickname": data.buyer.nickname, "Name": data.buyer.name},
+        "DateCreated": timestamp(data.date_created),
+    }
+
+
+def message_json(message: StoredMessage, order_id: int) -> dict[str, Any]:
+    """A message of a conversation, with its delivery status and timestamps."""
+    attachment = message.attachment
+    return {
+        "Id": message.id,
+        "OrderId": message.order_id,
+        "Direction": message.direction.value,
+        "Reason": {"Key": int(message.reason), "Value": message.reason.name} if message.reason else None,
+        "Text": message.text,
+        "Attachment": (
+            {
+                "Name": attachment.name,
+                "Extension": attachment.extension,
+                "Size": attachment.size,
+                "Url": f"/v2/orders/{order_id}/messages/{message.id}/attachment",
+            }
+            if attachment
+            else None
+        ),
+        "Status": message.status,
+        "DateCreated": timestamp(message.created_at),
+        "DateStatus": timestamp(message.status_changed_at),
+        "DateSent": timestamp(message.sent_at),
+        "DateFailed": timestamp(message.failed_at),
+        "Attempts": message.attempts,
+        "MarketplaceMessageId": message.marketplace_message_id,
+        "ModerationReason": message.moderation_reason,
+        "ErrorCode": message.error_code,
+        "ErrorMessage": message.error_message,
+    }
+
+
+def option_json(option: ReasonOption, status_of: dict[Any, int]) -> dict[str, Any]:
+    """One reason of GET …/messages/options."""
+    refusal = option.refusal
+    rule = option.reason.rule
+    return {
+        "Reason": {"Key": int(option.reason), "Value": option.reason.name},
+        "TextMode": rule.text_mode.value,
+        "CharLimit": 350 if rule.text_mode.value == "free_text" else None,
+        "Available": refusal is None,
+        "Status": 200 if refusal is None else status_of[refusal.kind],
+        "Code": None if refusal is None else refusal.code,
+        "Message": None if refusal is None else refusal.message,
+        "Template": option.preview,
+    }

@@ -1,0 +1,126 @@
+"""The admin API (contract §5), behind the bearer token of POSTVENTA_ADMIN_TOKEN."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from postventa.api.context import Context, context_of
+from postventa.api.params import read_json_document
+from postventa.api.routes.messages import path_id
+from postventa.domain.errors import PostventaError, RefusalKind, not_found
+from postventa.services import admin
+from postventa.services.messaging import record_buyer_reply
+from postventa.services.order_input import OrdersIn, validation_refusal
+
+
+def require_admin(request: Request) -> Context:
+    """The admin token, compared in constant time; without a configured token the admin API is off."""
+    context = context_of(request)
+    expected = context.settings.admin_token
+    if expected is None:
+        raise not_found("not_found", "Not Found")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise PostventaError.of(
+            RefusalKind.UNAUTHENTICATED, "admin_token_invalid", "A valid 'Authorization: Bearer <admin token>' is required."
+        )
+    return context
+
+
+Admin = Annotated[Context, Depends(require_admin)]
+router = APIRouter(prefix="/admin", tags=["Administration"])
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    AccountIds: Annotated[list[Annotated[int, Field(gt=0, lt=2**63)]], Field(min_length=1, max_length=1000)]
+
+
+class BuyerMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Text: str
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, object]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}},
+        }
+    }
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def _validated(request: Request, model: type[Model]) -> Model:
+    document = await read_json_document(request)
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise validation_refusal(error) from error
+
+
+@router.post("/accounts", status_code=201, openapi_extra=_body_schema(AccountIn))
+async def create_account(request: Request, context: Admin) -> Response:
+    """A new seller account."""
+    body = await _validated(request, AccountIn)
+    async with context.database.transaction(write=True) as connection:
+        account = await admin.create_account(connection, body.Name, context.clock())
+    return JSONResponse({"Id": account.id, "Name": account.name}, status_code=201)
+
+
+@router.get("/accounts")
+async def list_accounts(context: Admin) -> Response:
+    """Every account."""
+    async with context.database.transaction() as connection:
+        found = await admin.list_accounts(connection)
+    return JSONResponse({"Results": [{"Id": account.id, "Name": account.name} for account in found]})
+
+
+@router.post("/api-keys", status_code=201, openapi_extra=_body_schema(ApiKeyIn))
+async def create_api_key(request: Request, context: Admin) -> Response:
+    """A key for one or more accounts; the key is shown only in this response."""
+    body = await _validated(request, ApiKeyIn)
+    async with context.database.transaction(write=True) as connection:
+        created = await admin.create_api_key(connection, body.AccountIds, context.settings.api_key_pepper, context.clock())
+    return JSONResponse({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids}, status_code=201)
+
+
+@router.delete("/api-keys/{keyId}", status_code=204)
+async def revoke_api_key(keyId: str, context: Admin) -> Response:  # noqa: N803
+    """Revoke a key."""
+    key_id = path_id(keyId, "keyId", "key_id_invalid")
+    async with context.database.transaction(write=True) as connection:
+        await admin.revoke_api_key(connection, key_id, context.clock())
+    return Response(status_code=204)
+
+
+@router.put("/accounts/{accountId}/orders", openapi_extra=_body_schema(OrdersIn))
+async def import_orders(accountId: str, request: Request, context: Admin) -> Response:  # noqa: N803
+    """Upsert orders by ExternalOrderId; any invalid order refuses the whole document."""
+    account_id = path_id(accountId, "accountId", "account_id_invalid")
+    document = await read_json_document(request)
+    async with context.database.transaction(write=True) as connection:
+        imported = await admin.import_orders(connection, account_id, document, context.clock())
+    return JSONResponse({"Results": [{"Id": order.id, "ExternalOrderId": order.external_order_id} for order in imported]})
+
+
+@router.post("/orders/{orderId}/buyer-messages", status_code=201, openapi_extra=_body_schema(BuyerMessageIn))
+async def buyer_message(orderId: str, request: Request, context: Admin) -> Response:  # noqa: N803
+    """Record a buyer's reply, as the marketplace integration does."""
+    order_id = path_id(orderId, "orderId", "order_id_invalid")
+    body = await _validated(request, BuyerMessageIn)
+    async with context.database.transaction(write=True) as connection:
+        message_id = await record_buyer_reply(connection, order_id=order_id, text=body.Text, now=context.clock())
+    return JSONResponse({"Id": message_id}, status_code=201)

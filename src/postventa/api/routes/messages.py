@@ -1,0 +1,149 @@
+"""POST /v2/orders/{orderId}/messages and the conversation reads around it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postventa.api import openapi
+from postventa.api.context import Context, context_of
+from postventa.api.errors import STATUS_BY_KIND
+from postventa.api.guard import authorize_request, response_headers
+from postventa.api.params import read_parameters, read_query
+from postventa.api.ratelimit import READ, SEND
+from postventa.api.render import message_json, option_json
+from postventa.domain.attachments import CONTENT_TYPES
+from postventa.domain.errors import invalid
+from postventa.domain.parameters import ORDER_ID, READ_PARAMETERS, SEND_PARAMETERS, parse_identifier
+from postventa.services import reading
+from postventa.services.messaging import send_message
+
+router = APIRouter(tags=["Messages"])
+
+
+def path_id(raw: str, name: str, code: str) -> int:
+    """An id from the path; malformed ids are a 400 (check 5), not a routing miss."""
+    number = parse_identifier(raw)
+    if number is None:
+        raise invalid(code, f"'{name}' must be a positive integer.")
+    return number
+
+
+@router.post(
+    "/v2/orders/{orderId}/messages",
+    summary="Send a message to the order's buyer",
+    description=openapi.SEND_DESCRIPTION,
+    responses=openapi.SEND_RESPONSES,
+    openapi_extra=openapi.SEND_REQUEST,
+)
+async def send(orderId: str, request: Request) -> Response:  # noqa: N803 - the contract's name
+    """Checks 0–10 of the contract; 200 with the new message's id as a JSON string."""
+    context = context_of(request)
+    parameters = await read_parameters(
+        request, SEND_PARAMETERS, max_part_bytes=context.settings.max_body_bytes
+    )
+    account_id = await authorize_request(request, context, parameters, SEND)
+    order_id = path_id(orderId, "orderId", "order_id_invalid")
+    given = parameters.raw(ORDER_ID)
+    if given is not None and parse_identifier(given) != order_id:
+        raise invalid("order_id_mismatch", f"'orderId' {given} differs from the order in the path ({order_id}).")
+    async with context.database.transaction(write=True) as connection:
+        accepted = await send_message(
+            connection,
+            account_id=account_id,
+            order_id=order_id,
+            parameters=parameters,
+            max_attachment_bytes=context.settings.max_attachment_bytes,
+            now=context.clock(),
+        )
+    headers = response_headers(request) | {
+        "Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"
+    }
+    if accepted.message_ignored:
+        headers["X-Message-Ignored"] = "true"
+    return JSONResponse(str(accepted.message_id), headers=headers)
+
+
+@router.get(
+    "/v2/orders/{orderId}/messages/options",
+    summary="What each reason would get if sent now",
+    responses=openapi.ERROR_RESPONSES,
+    openapi_extra=openapi.READ_QUERY,
+)
+async def options(orderId: str, request: Request) -> Response:  # noqa: N803
+    """For each reason: can it be sent now, and if not, the status and message a send would get."""
+    context, account_id, order_id = await _read_guard(request, orderId)
+    async with context.database.transaction() as connection:
+        found = await reading.send_options(connection, account_id, order_id, context.clock())
+    body = {"OrderId": order_id, "Results": [option_json(option, STATUS_BY_KIND) for option in found]}
+    return JSONResponse(body, headers=response_headers(request))
+
+
+@router.get(
+    "/v2/orders/{orderId}/messages",
+    summary="The order's conversation, oldest first",
+    responses=openapi.ERROR_RESPONSES,
+    openapi_extra=openapi.READ_QUERY,
+)
+async def conversation(orderId: str, request: Request) -> Response:  # noqa: N803
+    """Both directions, with delivery status; pack-mates share one conversation."""
+    context, account_id, order_id = await _read_guard(request, orderId)
+    async with context.database.transaction() as connection:
+        found = await reading.conversation(connection, account_id, order_id)
+    results = [message_json(message, order_id) for message in found.messages]
+    body: dict[str, Any] = {
+        "OrderId": order_id,
+        "PackId": found.order.data.pack_id,
+        "Total": len(results),
+        "Results": results,
+    }
+    return JSONResponse(body, headers=response_headers(request))
+
+
+@router.get(
+    "/v2/orders/{orderId}/messages/{messageId}",
+    summary="One message",
+    responses=openapi.ERROR_RESPONSES,
+    openapi_extra=openapi.READ_QUERY,
+)
+async def one_message(orderId: str, messageId: str, request: Request) -> Response:  # noqa: N803
+    """A message of the order's conversation."""
+    context, account_id, order_id = await _read_guard(request, orderId)
+    message_id = path_id(messageId, "messageId", "message_id_invalid")
+    async with context.database.transaction() as connection:
+        found = await reading.message(connection, account_id, order_id, message_id)
+    return JSONResponse(message_json(found, order_id), headers=response_headers(request))
+
+
+@router.get(
+    "/v2/orders/{orderId}/messages/{messageId}/attachment",
+    summary="Download a message's attachment",
+    responses=openapi.ERROR_RESPONSES,
+    openapi_extra=openapi.READ_QUERY,
+)
+async def download_attachment(orderId: str, messageId: str, request: Request) -> Response:  # noqa: N803
+    """The file as it was sent, with its name."""
+    context, account_id, order_id = await _read_guard(request, orderId)
+    message_id = path_id(messageId, "messageId", "message_id_invalid")
+    async with context.database.transaction() as connection:
+        info, content = await reading.attachment(connection, account_id, order_id, message_id)
+    headers = response_headers(request) | {
+        "Content-Disposition": _content_disposition(f"{info.name}.{info.extension}"),
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(content, media_type=CONTENT_TYPES[info.extension], headers=headers)
+
+
+async def _read_guard(request: Request, raw_order_id: str) -> tuple[Context, int, int]:
+    context = context_of(request)
+    parameters = read_query(request, READ_PARAMETERS)
+    account_id = await authorize_request(request, context, parameters, READ)
+    return context, account_id, path_id(raw_order_id, "orderId", "order_id_invalid")
+
+
+def _content_disposition(file_name: str) -> str:
+    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "'")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"

@@ -1,0 +1,81 @@
+"""Administration: accounts, API keys and order imports (contract §5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.domain.errors import invalid, not_found
+from postventa.domain.text import refuse_unprintable
+from postventa.services.auth import issue_api_key
+from postventa.services.order_input import parse_orders
+from postventa.store import accounts as account_store
+from postventa.store.orders import upsert_order
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new API key; the secret is shown only here."""
+
+    id: int
+    api_key: str
+    account_ids: list[int]
+
+
+@dataclass(frozen=True)
+class ImportedOrder:
+    """Where an imported order landed."""
+
+    id: int
+    external_order_id: str
+
+
+async def create_account(connection: AsyncConnection, name: str, now: dt.datetime) -> account_store.Account:
+    """A new seller account."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise invalid("invalid_name", "'Name' is required, at most 200 characters.")
+    refuse_unprintable(name, parameter="Name")
+    return await account_store.create_account(connection, name, now)
+
+
+async def list_accounts(connection: AsyncConnection) -> list[account_store.Account]:
+    """Every account."""
+    return await account_store.list_accounts(connection)
+
+
+async def create_api_key(
+    connection: AsyncConnection, account_ids: list[int], pepper: str, now: dt.datetime
+) -> CreatedKey:
+    """A key for one or more existing accounts."""
+    wanted = set(account_ids)
+    if not wanted:
+        raise invalid("account_ids_missing", "'AccountIds' must list at least one account.")
+    missing = wanted - await account_store.existing_account_ids(connection, wanted)
+    if missing:
+        raise invalid("unknown_account", f"No account {', '.join(map(str, sorted(missing)))}.")
+    issued = issue_api_key(pepper)
+    key_id = await account_store.create_api_key(connection, issued.prefix, issued.key_hash, wanted, now)
+    return CreatedKey(id=key_id, api_key=issued.api_key, account_ids=sorted(wanted))
+
+
+async def revoke_api_key(connection: AsyncConnection, key_id: int, now: dt.datetime) -> None:
+    """Revoke a key; requests with it get 401 from now on."""
+    if not await account_store.revoke_api_key(connection, key_id, now):
+        raise not_found("api_key_not_found", f"No API key {key_id}.")
+
+
+async def import_orders(
+    connection: AsyncConnection, account_id: int, payload: Any, now: dt.datetime
+) -> list[ImportedOrder]:
+    """Upsert orders by ExternalOrderId within the account; the whole document or nothing."""
+    if await account_store.get_account(connection, account_id) is None:
+        raise not_found("account_not_found", f"No account {account_id}.")
+    results = []
+    for data in parse_orders(payload, now):
+        order_id = await upsert_order(connection, account_id, data, now)
+        results.append(ImportedOrder(order_id, data.external_order_id))
+    return results

@@ -1,0 +1,72 @@
+"""Checks 1–3: the API key, the account id, and whether the key opens that account."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.domain.errors import PostventaError, RefusalKind, invalid
+from postventa.domain.parameters import parse_identifier
+from postventa.store.accounts import ApiKeyGrant, find_active_key
+
+API_KEY_PREFIX = "pv"
+_PREFIX_CHARACTERS = 12
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: the secret shown once, and what is stored of it."""
+
+    api_key: str
+    prefix: str
+    key_hash: str
+
+
+def issue_api_key(pepper: str) -> IssuedKey:
+    """A fresh key "pv_<prefix>_<secret>" with 256 bits of secret."""
+    prefix = secrets.token_hex(_PREFIX_CHARACTERS // 2)
+    secret = secrets.token_urlsafe(32)
+    return IssuedKey(f"{API_KEY_PREFIX}_{prefix}_{secret}", prefix, hash_secret(secret, pepper))
+
+
+def hash_secret(secret: str, pepper: str) -> str:
+    """Keyed hash under which a key's secret is stored; the pepper lives outside the database."""
+    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+async def authenticate(connection: AsyncConnection, api_key: str | None, pepper: str) -> ApiKeyGrant:
+    """Check 1: the key exists, is not revoked, and its secret matches (compared in constant time)."""
+    if not api_key:
+        raise PostventaError.of(
+            RefusalKind.UNAUTHENTICATED, "api_key_missing", "'API_KEY' is required (query, body or X-API-Key)."
+        )
+    marker, _, rest = api_key.partition("_")
+    prefix, _, secret = rest.partition("_")
+    stored = None
+    if _KEY_SHAPE.fullmatch(api_key) and marker == API_KEY_PREFIX and len(prefix) == _PREFIX_CHARACTERS and secret:
+        stored = await find_active_key(connection, prefix)
+    if stored is None or not hmac.compare_digest(stored.key_hash, hash_secret(secret, pepper)):
+        raise PostventaError.of(RefusalKind.UNAUTHENTICATED, "api_key_invalid", "The API key is unknown or revoked.")
+    return stored.grant
+
+
+def authorize_account(grant: ApiKeyGrant, raw_account_id: object) -> int:
+    """Checks 2 and 3: a well-formed account id that the key is associated with."""
+    if raw_account_id is None:
+        raise invalid("account_id_missing", "'accountId' is required.")
+    account_id = parse_identifier(raw_account_id)
+    if account_id is None:
+        raise invalid("account_id_invalid", "'accountId' must be a positive integer.")
+    if account_id not in grant.account_ids:
+        raise PostventaError.of(
+            RefusalKind.FORBIDDEN,
+            "account_not_allowed",
+            f"The API key is not associated with account {account_id}.",
+        )
+    return account_id

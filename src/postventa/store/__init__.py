@@ -1,0 +1,1 @@
+"""Persistence: tables, engine and transactions, queries, migrations. All SQL lives here."""

@@ -1,0 +1,111 @@
+"""Accounts and API keys. Keys are kept only as keyed hashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.store.tables import accounts, api_key_accounts, api_keys
+
+
+@dataclass(frozen=True)
+class Account:
+    """A seller account."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ApiKeyGrant:
+    """What a valid API key may reach."""
+
+    api_key_id: int
+    account_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class StoredApiKey:
+    """An active key's row: the hash to compare with, and the grant it gives."""
+
+    key_hash: str
+    grant: ApiKeyGrant
+
+
+async def create_account(connection: AsyncConnection, name: str, now: dt.datetime) -> Account:
+    """Insert an account."""
+    result = await connection.execute(
+        insert(accounts).values(name=name, created_at=now).returning(accounts.c.id)
+    )
+    return Account(id=result.scalar_one(), name=name)
+
+
+async def existing_account_ids(connection: AsyncConnection, account_ids: set[int]) -> set[int]:
+    """Those of the ids that are accounts."""
+    if not account_ids:
+        return set()
+    rows = await connection.execute(select(accounts.c.id).where(accounts.c.id.in_(account_ids)))
+    return set(rows.scalars())
+
+
+async def get_account(connection: AsyncConnection, account_id: int) -> Account | None:
+    """One account, or None."""
+    row = (await connection.execute(select(accounts).where(accounts.c.id == account_id))).first()
+    return Account(id=row.id, name=row.name) if row else None
+
+
+async def list_accounts(connection: AsyncConnection) -> list[Account]:
+    """Every account, oldest first."""
+    rows = await connection.execute(select(accounts).order_by(accounts.c.id))
+    return [Account(id=row.id, name=row.name) for row in rows]
+
+
+async def create_api_key(
+    connection: AsyncConnection, prefix: str, key_hash: str, account_ids: set[int], now: dt.datetime
+) -> int:
+    """Store a key's prefix and hash and the accounts it opens; returns the key's id."""
+    result = await connection.execute(
+        insert(api_keys).values(prefix=prefix, key_hash=key_hash, created_at=now).returning(api_keys.c.id)
+    )
+    key_id: int = result.scalar_one()
+    await connection.execute(
+        insert(api_key_accounts),
+        [{"api_key_id": key_id, "account_id": account_id} for account_id in sorted(account_ids)],
+    )
+    return key_id
+
+
+async def revoke_api_key(connection: AsyncConnection, key_id: int, now: dt.datetime) -> bool:
+    """Mark a key revoked; False when there is no such key."""
+    result = await connection.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if result.rowcount:
+        return True
+    exists = await connection.execute(select(api_keys.c.id).where(api_keys.c.id == key_id))
+    return exists.first() is not None
+
+
+async def find_active_key(connection: AsyncConnection, prefix: str) -> StoredApiKey | None:
+    """The active key with this prefix and its accounts, or None for an unknown or revoked key."""
+    rows = (
+        await connection.execute(
+            select(api_keys.c.id, api_keys.c.key_hash, api_key_accounts.c.account_id)
+            .select_from(api_keys.outerjoin(api_key_accounts))
+            .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+        )
+    ).all()
+    if not rows:
+        return None
+    return StoredApiKey(
+        key_hash=rows[0].key_hash,
+        grant=ApiKeyGrant(
+            api_key_id=rows[0].id,
+            account_ids=frozenset(row.account_id for row in rows if row.account_id is not None),
+        ),
+    )

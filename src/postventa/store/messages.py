@@ -1,0 +1,220 @@
+"""Messages (both directions), their attachments, and the per-conversation write lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.domain.attachments import Attachment
+from postventa.domain.conversation import Direction, PastMessage
+from postventa.domain.reasons import Reason
+from postventa.store.tables import attachments, conversations, messages
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """An attachment's metadata (its bytes are read apart, only on download)."""
+
+    id: int
+    name: str
+    extension: str
+    size: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as the conversation shows it."""
+
+    id: int
+    order_id: int
+    direction: Direction
+    reason: Reason | None
+    text: str
+    message_ignored: bool
+    attachment: AttachmentInfo | None
+    status: str
+    created_at: dt.datetime
+    status_changed_at: dt.datetime
+    sent_at: dt.datetime | None
+    failed_at: dt.datetime | None
+    attempts: int
+    marketplace_message_id: str | None
+    moderation_reason: str | None
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to append to a conversation."""
+
+    account_id: int
+    conversation_id: int
+    order_id: int
+    direction: Direction
+    reason: Reason | None
+    text: str
+    status: str
+    message_ignored: bool = False
+    attachment_id: int | None = None
+
+
+class ConversationChanged(Exception):
+    """Another writer appended to the conversation between our read and our write."""
+
+
+async def lock_conversation(connection: AsyncConnection, conversation_id: int) -> int:
+    """Take the conversation's write lock for this transaction; returns its message count.
+
+    PostgreSQL locks the row; SQLite already holds the database write lock (BEGIN IMMEDIATE).
+    """
+    query = select(conversations.c.message_count).where(conversations.c.id == conversation_id)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def conversation_history(connection: AsyncConnection, conversation_id: int) -> list[PastMessage]:
+    """What the conversation rules need of every message, oldest first."""
+    rows = await connection.execute(
+        select(messages.c.direction, messages.c.reason, messages.c.attachment_id, messages.c.status)
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.conversation_sequence)
+    )
+    return [
+        PastMessage(
+            direction=Direction(row.direction),
+            reason=Reason(row.reason) if row.reason is not None else None,
+            has_attachment=row.attachment_id is not None,
+            failed=row.status == "failed",
+        )
+        for row in rows
+    ]
+
+
+async def insert_attachment(
+    connection: AsyncConnection, account_id: int, attachment: Attachment, now: dt.datetime
+) -> int:
+    """Keep the file's bytes in the database, so one backup holds everything."""
+    result = await connection.execute(
+        insert(attachments)
+        .values(
+            account_id=account_id,
+            name=attachment.name,
+            extension=attachment.extension,
+            size=len(attachment.content),
+            sha256=hashlib.sha256(attachment.content).hexdigest(),
+            content=attachment.content,
+            created_at=now,
+        )
+        .returning(attachments.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def append_message(
+    connection: AsyncConnection, message: NewMessage, message_count: int, now: dt.datetime
+) -> int:
+    """Append to the conversation whose count was read under its lock; returns the message id.
+
+    The count is checked again on write, and (conversation, sequence) is unique, so even a writer
+    that skipped the lock cannot add a second message on the same read.
+    """
+    bumped = await connection.execute(
+        update(conversations)
+        .where(conversations.c.id == message.conversation_id, conversations.c.message_count == message_count)
+        .values(message_count=message_count + 1)
+    )
+    if bumped.rowcount != 1:
+        raise ConversationChanged
+    result = await connection.execute(
+        insert(messages)
+        .values(
+            account_id=message.account_id,
+            conversation_id=message.conversation_id,
+            conversation_sequence=message_count + 1,
+            order_id=message.order_id,
+            direction=message.direction.value,
+            reason=int(message.reason) if message.reason is not None else None,
+            text=message.text,
+            message_ignored=message.message_ignored,
+            attachment_id=message.attachment_id,
+            status=message.status,
+            created_at=now,
+            status_changed_at=now,
+            next_attempt_at=now if message.status == "queued" else None,
+        )
+        .returning(messages.c.id)
+    )
+    return int(result.scalar_one())
+
+
+_MESSAGE_COLUMNS = (
+    messages,
+    attachments.c.name.label("attachment_name"),
+    attachments.c.extension.label("attachment_extension"),
+    attachments.c.size.label("attachment_size"),
+)
+
+
+async def list_conversation(connection: AsyncConnection, conversation_id: int) -> list[StoredMessage]:
+    """Every message of the conversation, oldest first."""
+    rows = await connection.execute(
+        select(*_MESSAGE_COLUMNS)
+        .select_from(messages.outerjoin(attachments))
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.conversation_sequence)
+    )
+    return [_stored_message(row) for row in rows]
+
+
+async def get_message(
+    connection: AsyncConnection, conversation_id: int, message_id: int
+) -> StoredMessage | None:
+    """One message of the conversation, or None."""
+    row = (
+        await connection.execute(
+            select(*_MESSAGE_COLUMNS)
+            .select_from(messages.outerjoin(attachments))
+            .where(messages.c.id == message_id, messages.c.conversation_id == conversation_id)
+        )
+    ).first()
+    return _stored_message(row) if row else None
+
+
+async def attachment_content(connection: AsyncConnection, attachment_id: int) -> bytes:
+    """The bytes of an attachment."""
+    result = await connection.execute(select(attachments.c.content).where(attachments.c.id == attachment_id))
+    return bytes(result.scalar_one())
+
+
+def _stored_message(row: Row[Any]) -> StoredMessage:
+    attachment = (
+        AttachmentInfo(row.attachment_id, row.attachment_name, row.attachment_extension, row.attachment_size)
+        if row.attachment_id is not None
+        else None
+    )
+    return StoredMessage(
+        id=row.id,
+        order_id=row.order_id,
+        direction=Direction(row.direction),
+        reason=Reason(row.reason) if row.reason is not None else None,
+        text=row.text,
+        message_ignored=bool(row.message_ignored),
+        attachment=attachment,
+        status=row.status,
+        created_at=row.created_at,
+        status_changed_at=row.status_changed_at,
+        sent_at=row.sent_at,
+        failed_at=row.failed_at,
+        attempts=row.attempts,
+        marketplace_message_id=row.marketplace_message_id,
+        moderation_reason=row.moderation_reason,
+        error_code=row.error_code,
+        error_message=row.error_message,
+    )

@@ -1,0 +1,195 @@
+"""Orders of an account, with the conversation (pack) each belongs to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts
+from postventa.domain.sites import Site
+from postventa.store.tables import conversations, orders
+from postventa.store.upsert import insert_ignoring_conflict
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """The buyer as the marketplace names them."""
+
+    code: str | None
+    nickname: str | None
+    name: str | None
+
+
+@dataclass(frozen=True)
+class OrderData:
+    """An order as imported (the fields an integration provides)."""
+
+    external_order_id: str
+    pack_id: int | None
+    marketplace: str
+    site: Site | None
+    status: int
+    logistic_type: LogisticType | None
+    buyer: Buyer
+    date_created: dt.datetime
+    delivery_window: DeliveryWindow | None
+
+
+@dataclass(frozen=True)
+class Order:
+    """A stored order."""
+
+    id: int
+    account_id: int
+    conversation_id: int
+    data: OrderData
+
+    @property
+    def facts(self) -> OrderFacts:
+        """What the sending rules look at."""
+        return OrderFacts(
+            marketplace=self.data.marketplace,
+            site=self.data.site,
+            status=self.data.status,
+            logistic_type=self.data.logistic_type,
+            delivery_window=self.data.delivery_window,
+        )
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """GET /v2/orders filters; None means no filter."""
+
+    statuses: Sequence[int] | None = None
+    date_created_from: dt.datetime | None = None
+    id_from: int | None = None
+    id_to: int | None = None
+    sort_by_date: bool = False
+
+
+def conversation_key(pack_id: int | None, external_order_id: str) -> str:
+    """Orders of one pack share a conversation; an order without a pack has its own."""
+    return f"pack:{pack_id}" if pack_id is not None else f"order:{external_order_id}"
+
+
+async def upsert_order(connection: AsyncConnection, account_id: int, data: OrderData, now: dt.datetime) -> int:
+    """Insert or update the order with this ExternalOrderId in the account; returns its id."""
+    conversation_id = await _ensure_conversation(
+        connection, account_id, conversation_key(data.pack_id, data.external_order_id)
+    )
+    values = _row_values(data) | {"conversation_id": conversation_id, "updated_at": now}
+    existing = (
+        await connection.execute(
+            select(orders.c.id).where(
+                orders.c.account_id == account_id, orders.c.external_order_id == data.external_order_id
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        await connection.execute(update(orders).where(orders.c.id == existing).values(**values))
+        return int(existing)
+    result = await connection.execute(
+        insert(orders)
+        .values(account_id=account_id, external_order_id=data.external_order_id, **values)
+        .returning(orders.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def get_order(connection: AsyncConnection, account_id: int, order_id: int) -> Order | None:
+    """The order if it exists in this account (another account's order is not found)."""
+    row = (
+        await connection.execute(
+            select(orders).where(orders.c.id == order_id, orders.c.account_id == account_id)
+        )
+    ).first()
+    return _order(row) if row else None
+
+
+async def get_order_any_account(connection: AsyncConnection, order_id: int) -> Order | None:
+    """The order whatever its account (for the administrator)."""
+    row = (await connection.execute(select(orders).where(orders.c.id == order_id))).first()
+    return _order(row) if row else None
+
+
+async def list_orders(
+    connection: AsyncConnection, account_id: int, where: OrderFilter, *, limit: int, offset: int
+) -> tuple[int, list[Order]]:
+    """One page of the account's orders and the total that match."""
+    conditions = [orders.c.account_id == account_id]
+    if where.statuses is not None:
+        conditions.append(orders.c.status.in_(list(where.statuses)))
+    if where.date_created_from is not None:
+        conditions.append(orders.c.date_created >= where.date_created_from)
+    if where.id_from is not None:
+        conditions.append(orders.c.id >= where.id_from)
+    if where.id_to is not None:
+        conditions.append(orders.c.id <= where.id_to)
+    total = (await connection.execute(select(func.count()).select_from(orders).where(*conditions))).scalar_one()
+    order_by = [orders.c.date_created, orders.c.id] if where.sort_by_date else [orders.c.id]
+    rows = await connection.execute(
+        select(orders).where(*conditions).order_by(*order_by).limit(limit).offset(offset)
+    )
+    return int(total), [_order(row) for row in rows]
+
+
+async def _ensure_conversation(connection: AsyncConnection, account_id: int, key: str) -> int:
+    await insert_ignoring_conflict(
+        connection,
+        conversations,
+        {"account_id": account_id, "conversation_key": key, "message_count": 0},
+        ["account_id", "conversation_key"],
+    )
+    result = await connection.execute(
+        select(conversations.c.id).where(
+            conversations.c.account_id == account_id, conversations.c.conversation_key == key
+        )
+    )
+    return int(result.scalar_one())
+
+
+def _row_values(data: OrderData) -> dict[str, Any]:
+    window = data.delivery_window
+    return {
+        "pack_id": data.pack_id,
+        "marketplace": data.marketplace,
+        "site_id": data.site.value if data.site else None,
+        "status": data.status,
+        "logistic_type": int(data.logistic_type) if data.logistic_type else None,
+        "buyer_code": data.buyer.code,
+        "buyer_nickname": data.buyer.nickname,
+        "buyer_name": data.buyer.name,
+        "date_created": data.date_created,
+        "delivery_date": window.date if window else None,
+        "delivery_from_hour": window.from_hour if window else None,
+        "delivery_to_hour": window.to_hour if window else None,
+    }
+
+
+def _order(row: Row[Any]) -> Order:
+    window = (
+        DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
+        if row.delivery_date is not None
+        else None
+    )
+    return Order(
+        id=row.id,
+        account_id=row.account_id,
+        conversation_id=row.conversation_id,
+        data=OrderData(
+            external_order_id=row.external_order_id,
+            pack_id=row.pack_id,
+            marketplace=row.marketplace,
+            site=Site(row.site_id) if row.site_id else None,
+            status=row.status,
+            logistic_type=LogisticType(row.logistic_type) if row.logistic_type is not None else None,
+            buyer=Buyer(row.buyer_code, row.buyer_nickname, row.buyer_name),
+            date_created=row.date_created,
+            delivery_window=window,
+        ),
+    )

@@ -1,0 +1,177 @@
+"""The schema, declared once (SQLAlchemy Core); migrations create exactly this.
+
+The `messages` row is the delivery outbox: the delivery worker claims queued rows by
+`status` and `next_attempt_at`, so accepting a message and queueing it are one insert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps stored in UTC and always read back time-zone aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # Keys read "pv_<prefix>_<secret>": the prefix finds the row, the secret's hash is compared.
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+api_key_accounts = Table(
+    "api_key_accounts",
+    metadata,
+    Column("api_key_id", ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    # "pack:<pack id>" or "order:<order id>": Mercado Libre keeps one conversation per pack.
+    Column("conversation_key", String(80), nullable=False),
+    # Bumped by every message; the unique (conversation, sequence) of messages backs the lock.
+    Column("message_count", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("account_id", "conversation_key"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", ForeignKey("conversations.id"), nullable=False),
+    Column("external_order_id", String(64), nullable=False),
+    Column("pack_id", BigInteger, nullable=True),
+    Column("marketplace", String(64), nullable=False),
+    Column("site_id", String(3), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("logistic_type", Integer, nullable=True),
+    Column("buyer_code", String(64), nullable=True),
+    Column("buyer_nickname", String(200), nullable=True),
+    Column("buyer_name", String(200), nullable=True),
+    Column("date_created", UtcDateTime(), nullable=False),
+    Column("delivery_date", Date, nullable=True),
+    Column("delivery_from_hour", Integer, nullable=True),
+    Column("delivery_to_hour", Integer, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("account_id", "external_order_id"),
+    Index(None, "account_id", "date_created"),
+    Index(None, "account_id", "status"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("extension", String(8), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+MESSAGE_STATUSES = ("queued", "sending", "sent", "moderated", "failed", "received")
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", ForeignKey("conversations.id"), nullable=False),
+    Column("conversation_sequence", Integer, nullable=False),
+    Column("order_id", ForeignKey("orders.id"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("reason", Integer, nullable=True),
+    Column("text", Text, nullable=False),
+    Column("message_ignored", Boolean, nullable=False, server_default="0"),
+    Column("attachment_id", ForeignKey("attachments.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("status_changed_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("failed_at", UtcDateTime(), nullable=True),
+    # Delivery bookkeeping (the outbox): attempts so far, when to try next, who holds the lease.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("marketplace_message_id", String(64), nullable=True),
+    Column("moderation_reason", String(64), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    UniqueConstraint("conversation_id", "conversation_sequence"),
+    CheckConstraint("direction in ('outbound', 'inbound')", name="direction"),
+    CheckConstraint(
+        "status in ('queued', 'sending', 'sent', 'moderated', 'failed', 'received')", name="status"
+    ),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "marketplace_message_id"),
+)
