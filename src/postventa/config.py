@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         default="send=120/minute,read=1200/minute",
         description="Requests per API key and endpoint class, e.g. send=120/minute,read=1200/minute.",
     )
-    max_query_bytes: int = Field(default=64 * 1024, gt=0)
+    max_query_bytes: int = Field(default=32 * 1024, gt=0)
     log_level: str = Field(default="info")
 
     @field_validator("admin_token")

@@ -1,0 +1,145 @@
+"""postventa: serve the API, migrate the database, administer accounts, keys and orders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from postventa.api.app import create_app
+from postventa.api.server import run_server
+from postventa.cli import demo
+from postventa.cli.runtime import (
+    EXIT_INVALID,
+    console,
+    ensure_schema,
+    errors,
+    in_transaction,
+    now,
+    settings,
+)
+from postventa.logs import configure_logging
+from postventa.services import admin
+from postventa.services.messaging import record_buyer_reply
+from postventa.store.engine import Database
+from postventa.store.migrate import upgrade
+
+app = typer.Typer(help="Post-sale messaging for Mercado Libre orders.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Seller accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+orders_app = typer.Typer(help="Orders.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(orders_app, name="orders")
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(help="TCP port.")]
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Serve the API. An embedded SQLite database is created and migrated on start."""
+    current = settings()
+    configure_logging(current.log_level)
+
+    async def prepare() -> None:
+        database = Database(current.database_url)
+        try:
+            await ensure_schema(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(prepare())
+    run_server(create_app(current), host, port, current.log_level)
+
+
+@app.command("demo")
+def demo_command(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """A fresh embedded database with a demo account, key and orders; prints how to try it; serves."""
+    demo.run(host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to this version's schema."""
+
+    async def run() -> None:
+        database = Database(settings().database_url)
+        try:
+            await upgrade(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    console.print("database is up to date")
+
+
+@accounts_app.command("create")
+def accounts_create(name: Annotated[str, typer.Argument(help="The account's name.")]) -> None:
+    """Create a seller account; prints its id."""
+    account = in_transaction(lambda connection: admin.create_account(connection, name, now()))
+    console.print(json.dumps({"Id": account.id, "Name": account.name}))
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[list[int], typer.Option("--account", help="An account the key opens (repeatable).")],
+) -> None:
+    """Create an API key for one or more accounts; prints the key (shown only now)."""
+    pepper = settings().api_key_pepper
+    created = in_transaction(lambda connection: admin.create_api_key(connection, account, pepper, now()))
+    console.print(json.dumps({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids}))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke an API key."""
+    in_transaction(lambda connection: admin.revoke_api_key(connection, key_id, now()))
+    console.print(f"API key {key_id} revoked")
+
+
+@orders_app.command("import")
+def orders_import(
+    file: Annotated[Path, typer.Argument(help='JSON: {"AccountId": n, "Orders": [OrderIn, ...]}')],
+    account: Annotated[int | None, typer.Option(help="The account (instead of AccountId in the file).")] = None,
+) -> None:
+    """Import (upsert) orders from a JSON file; any invalid order refuses the whole file."""
+    document = _read_json_file(file)
+    account_id = account if account is not None else document.pop("AccountId", None)
+    if not isinstance(account_id, int) or isinstance(account_id, bool):
+        errors.print("[red]error[/red] give --account or an integer AccountId in the file")
+        raise typer.Exit(EXIT_INVALID)
+    document.pop("AccountId", None)
+    imported = in_transaction(lambda connection: admin.import_orders(connection, account_id, document, now()))
+    results = [{"Id": order.id, "ExternalOrderId": order.external_order_id} for order in imported]
+    console.print(json.dumps({"Results": results}))
+
+
+@app.command("buyer-reply")
+def buyer_reply(
+    order_id: Annotated[int, typer.Argument(help="The order (postventa id).")],
+    text: Annotated[str, typer.Argument(help="What the buyer wrote.")],
+) -> None:
+    """Record a buyer's reply on an order's conversation."""
+    message_id = in_transaction(lambda connection: record_buyer_reply(connection, order_id=order_id, text=text, now=now()))
+    console.print(json.dumps({"Id": message_id}))
+
+
+def _read_json_file(file: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        errors.print(f"[red]error[/red] cannot read {file}: {error.strerror}")
+        raise typer.Exit(EXIT_INVALID) from None
+    except (UnicodeDecodeError, ValueError) as error:
+        errors.print(f"[red]error[/red] {file} is not valid JSON: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    if not isinstance(document, dict):
+        errors.print(f'[red]error[/red] {file} must hold an object: {{"AccountId": n, "Orders": [...]}}')
+        raise typer.Exit(EXIT_INVALID)
+    return document

@@ -1,0 +1,69 @@
+"""Helpers the commands share: settings, a database for one command, errors as exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.config import Settings
+from postventa.domain.errors import PostventaError
+from postventa.store.engine import Database
+from postventa.store.migrate import current_revision, head_revision, upgrade
+
+T = TypeVar("T")
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_INVALID = 2
+EXIT_NOT_FOUND = 3
+EXIT_NOT_READY = 4
+
+
+def now() -> dt.datetime:
+    """The current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def settings() -> Settings:
+    """Settings from the environment."""
+    return Settings()
+
+
+def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = True) -> T:
+    """Run one use case in one transaction on the configured database; refusals exit non-zero."""
+
+    async def run() -> T:
+        database = Database(settings().database_url)
+        try:
+            await ensure_schema(database)
+            async with database.transaction(write=write) as connection:
+                return await work(connection)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except PostventaError as error:
+        refusal = error.refusal
+        errors.print(f"[red]error[/red] {refusal.code}: {refusal.message}")
+        raise typer.Exit(EXIT_NOT_FOUND if refusal.kind.value == "not_found" else EXIT_INVALID) from None
+
+
+async def ensure_schema(database: Database) -> None:
+    """An embedded SQLite database is migrated on first use; PostgreSQL must be migrated on purpose."""
+    if database.is_sqlite:
+        await upgrade(database)
+        return
+    current, head = await current_revision(database), head_revision()
+    if current != head:
+        errors.print(
+            f"[red]error[/red] the database is at revision {current or 'none'}, this version needs {head}: "
+            "run `postventa db upgrade` first."
+        )
+        raise typer.Exit(EXIT_NOT_READY)

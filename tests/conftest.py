@@ -1,0 +1,167 @@
+"""Shared fixtures: a real database per backend (SQLite file, PostgreSQL database made for the run),
+the application over in-process HTTP, and a real uvicorn server for wire-level tests.
+
+Every test makes its own accounts (tests/factories.py), so tests share a database without seeing
+each other's data, exactly as tenants do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx2
+import pytest
+import uvicorn
+
+from postventa.api.app import create_app
+from postventa.api.server import JsonErrorHttpToolsProtocol
+from postventa.config import Settings
+from postventa.store.engine import Database
+from postventa.store.migrate import upgrade
+from tests.factories import PEPPER
+
+POSTGRES_ADMIN_URL = os.environ.get("POSTVENTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_TOKEN = "test-admin-token"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _postgres_reachable() -> bool:
+    async def probe() -> bool:
+        try:
+            connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    available = _postgres_reachable()
+    if not available and os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}; CI must test on it.")
+    return available
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database of each backend, dropped at the end of the run."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'postventa.db'}"
+        return
+    if not request.getfixturevalue("postgres_available"):
+        pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
+    name = f"postventa_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _postgres_admin(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+        "api_key_pepper": PEPPER,
+        "rate_limits": "send=1000000/minute,read=1000000/minute",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """The migrated database, shared by the tests of one backend."""
+    db = Database(database_url)
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def client(settings: Settings, database: Database) -> AsyncIterator[httpx2.AsyncClient]:
+    """The application over in-process HTTP (ASGI)."""
+    app = create_app(settings, database=database)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://postventa.test") as http:
+        yield http
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class LiveServer:
+    """A real uvicorn server on a loopback port, in a thread with its own event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            http=JsonErrorHttpToolsProtocol,
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, database: Database) -> Iterator[LiveServer]:
+    """postventa served over real TCP on the backend's database (migrated by `database`)."""
+    with LiveServer(make_settings(database_url)) as server:
+        yield server
+
+
+def tmp_file(directory: Path, name: str, content: bytes) -> Path:
+    path = directory / name
+    path.write_bytes(content)
+    return path
