@@ -45,7 +45,9 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
 def refusal_response(refusal: Refusal, headers: dict[str, str] | None = None) -> JSONResponse:
     """A refusal as its status and body."""
     status = STATUS_BY_KIND[refusal.kind]
-    return JSONResponse(error_body(status, refusal.code, refusal.message), status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(status, refusal.code, refusal.message), status_code=status, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

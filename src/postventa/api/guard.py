@@ -10,7 +10,9 @@ from postventa.domain.parameters import ACCOUNT_ID, API_KEY, Parameters
 from postventa.services.auth import authenticate, authorize_account
 
 
-async def authorize_request(request: Request, context: Context, parameters: Parameters, endpoint_class: str) -> int:
+async def authorize_request(
+    request: Request, context: Context, parameters: Parameters, endpoint_class: str
+) -> int:
     """The account the request acts on; refuses with the first failing check of 1–4."""
     async with context.database.transaction() as connection:
         grant = await authenticate(connection, parameters.text(API_KEY), context.settings.api_key_pepper)

@@ -13,7 +13,10 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["Status", "Message", "Code"],
     "properties": {
         "Status": {"type": "integer", "example": 409},
-        "Message": {"type": "string", "example": "The buyer has not replied to the last seller message; wait ..."},
+        "Message": {
+            "type": "string",
+            "example": "The buyer has not replied to the last seller message; wait ...",
+        },
         "Code": {"type": "string", "example": "awaiting_buyer_reply"},
     },
 }
@@ -45,14 +48,18 @@ SEND_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     **ERROR_RESPONSES,
-    409: _error("The conversation does not allow this message now (waiting for the buyer, attachment rules)."),
+    409: _error(
+        "The conversation does not allow this message now (waiting for the buyer, attachment rules)."
+    ),
     412: _error("The order cannot take this reason (marketplace, country, logistic type, status, window)."),
     413: _error("The request body is over the limit."),
     415: _error("The body is not JSON, multipart/form-data or application/x-www-form-urlencoded."),
 }
 
 
-def _query(name: str, description: str, *, schema_type: str = "string", required: bool = False) -> dict[str, Any]:
+def _query(
+    name: str, description: str, *, schema_type: str = "string", required: bool = False
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
@@ -121,7 +128,10 @@ SEND_REQUEST: dict[str, Any] = {
                         "summary": "OTHER with free text",
                         "value": {"messageOptions": 4, "message": "¡Hola! Tu paquete sale mañana."},
                     },
-                    "template": {"summary": "A template reason", "value": {"messageOptions": "REQUEST_BILLING_INFO"}},
+                    "template": {
+                        "summary": "A template reason",
+                        "value": {"messageOptions": "REQUEST_BILLING_INFO"},
+                    },
                     "base64_attachment": {
                         "summary": "OTHER with a base64 attachment (after the buyer answered)",
                         "value": {
@@ -148,7 +158,9 @@ SEND_REQUEST: dict[str, Any] = {
             },
             "application/x-www-form-urlencoded": {
                 "schema": {"type": "object", "properties": _SEND_FIELDS},
-                "examples": {"form": {"summary": "A plain form", "value": {"messageOptions": "4", "message": "Hola"}}},
+                "examples": {
+                    "form": {"summary": "A plain form", "value": {"messageOptions": "4", "message": "Hola"}}
+                },
             },
         },
     },

@@ -98,7 +98,9 @@ async def _multipart_pairs(request: Request, max_part_bytes: int) -> Pairs:
     try:
         form = await request.form(max_part_size=max_part_bytes)
     except HTTPException as error:
-        raise _unreadable("malformed_multipart", f"The multipart body is malformed: {error.detail}") from error
+        raise _unreadable(
+            "malformed_multipart", f"The multipart body is malformed: {error.detail}"
+        ) from error
     except (ValueError, KeyError, UnicodeDecodeError) as error:
         raise _unreadable("malformed_multipart", "The multipart body is malformed.") from error
     pairs: Pairs = []

@@ -42,7 +42,7 @@ class RateLimitState:
 
 
 def parse_rate_limits(text: str) -> dict[str, RateLimitItem]:
-    """"send=120/minute,read=1200/minute" → a limit per endpoint class."""
+    """ "send=120/minute,read=1200/minute" → a limit per endpoint class."""
     limits: dict[str, RateLimitItem] = {}
     for part in text.split(","):
         name, _, rule = part.partition("=")

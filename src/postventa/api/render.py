@@ -32,10 +32,14 @@ def order_json(order: Order) -> dict[str, Any]:
         "Marketplace": {"Key": MARKETPLACE_KEYS.get(data.marketplace, 0), "Value": data.marketplace},
         "SiteId": data.site.value if data.site else None,
         "Status": {"Key": data.status, "Value": ORDER_STATUS_LABELS.get(data.status, "Unknown")},
-        "StatusType": {"Key": int(status_type), "Value": status_type.label} if status_type is not None else None,
+        "StatusType": {"Key": int(status_type), "Value": status_type.label}
+        if status_type is not None
+        else None,
         "Shipping": {
             "LogisticType": (
-                {"Key": int(data.logistic_type), "Value": data.logistic_type.label} if data.logistic_type else None
+                {"Key": int(data.logistic_type), "Value": data.logistic_type.label}
+                if data.logistic_type
+                else None
             ),
             "EstimatedDelivery": (
                 {"Date": window.date.isoformat(), "FromHour": window.from_hour, "ToHour": window.to_hour}

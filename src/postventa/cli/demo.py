@@ -46,43 +46,91 @@ def demo_orders(today_ar: dt.date) -> list[DemoOrder]:
         return {"Date": day.isoformat(), "FromHour": 9, "ToHour": 18}
 
     return [
-        DemoOrder("D-1001", {"SiteId": "MLA", "LogisticType": "cross_docking"},
-                  "AR cross docking: REQUEST_VARIANTS (es), REQUEST_BILLING_INFO (AR), OTHER"),
-        DemoOrder("D-1002", {"SiteId": "MLB", "LogisticType": "drop_off"},
-                  "BR drop off: REQUEST_VARIANTS in Portuguese; billing not available in Brazil (412)"),
-        DemoOrder("D-1003", {"SiteId": "MLM", "LogisticType": "custom"},
-                  "MX: SEND_INVOICE_LINK, REQUEST_BILLING_INFO (RFC); variants refused for custom (412)"),
-        DemoOrder("D-1004", {"SiteId": "MCO", "LogisticType": "cross_docking"},
-                  "CO: REQUEST_VARIANTS, REQUEST_BILLING_INFO with the Colombian fields"),
-        DemoOrder("D-1005", {"SiteId": "MLU", "LogisticType": "default"},
-                  "UY me1: REQUEST_BILLING_INFO (Cédula); variants refused for me1 (412)"),
-        DemoOrder("D-1006", {"SiteId": "MLC", "LogisticType": "self_service", "EstimatedDelivery": window(tomorrow)},
-                  "CL flex with a window tomorrow: DELIVERY_PROMISE ('mañana'); billing not in Chile (412)"),
-        DemoOrder("D-1007", {"SiteId": "MLA", "LogisticType": 15, "EstimatedDelivery": window(in_three_days)},
-                  "AR flex-turbo with a window in three days: DELIVERY_PROMISE ('el dd/mm/yyyy')"),
-        DemoOrder("D-1008", {"SiteId": "MLA", "LogisticType": "self_service"},
-                  "AR flex without a delivery window: DELIVERY_PROMISE refused (412)"),
-        DemoOrder("D-1009", {"SiteId": "MLB", "LogisticType": "self_service", "EstimatedDelivery": window(yesterday)},
-                  "BR flex whose window is past: DELIVERY_PROMISE refused (412)"),
-        DemoOrder("D-1010", {"SiteId": "MPE", "LogisticType": "drop_off"},
-                  "PE: only OTHER; REQUEST_VARIANTS not available in Peru (412)"),
+        DemoOrder(
+            "D-1001",
+            {"SiteId": "MLA", "LogisticType": "cross_docking"},
+            "AR cross docking: REQUEST_VARIANTS (es), REQUEST_BILLING_INFO (AR), OTHER",
+        ),
+        DemoOrder(
+            "D-1002",
+            {"SiteId": "MLB", "LogisticType": "drop_off"},
+            "BR drop off: REQUEST_VARIANTS in Portuguese; billing not available in Brazil (412)",
+        ),
+        DemoOrder(
+            "D-1003",
+            {"SiteId": "MLM", "LogisticType": "custom"},
+            "MX: SEND_INVOICE_LINK, REQUEST_BILLING_INFO (RFC); variants refused for custom (412)",
+        ),
+        DemoOrder(
+            "D-1004",
+            {"SiteId": "MCO", "LogisticType": "cross_docking"},
+            "CO: REQUEST_VARIANTS, REQUEST_BILLING_INFO with the Colombian fields",
+        ),
+        DemoOrder(
+            "D-1005",
+            {"SiteId": "MLU", "LogisticType": "default"},
+            "UY me1: REQUEST_BILLING_INFO (Cédula); variants refused for me1 (412)",
+        ),
+        DemoOrder(
+            "D-1006",
+            {"SiteId": "MLC", "LogisticType": "self_service", "EstimatedDelivery": window(tomorrow)},
+            "CL flex with a window tomorrow: DELIVERY_PROMISE ('mañana'); billing not in Chile (412)",
+        ),
+        DemoOrder(
+            "D-1007",
+            {"SiteId": "MLA", "LogisticType": 15, "EstimatedDelivery": window(in_three_days)},
+            "AR flex-turbo with a window in three days: DELIVERY_PROMISE ('el dd/mm/yyyy')",
+        ),
+        DemoOrder(
+            "D-1008",
+            {"SiteId": "MLA", "LogisticType": "self_service"},
+            "AR flex without a delivery window: DELIVERY_PROMISE refused (412)",
+        ),
+        DemoOrder(
+            "D-1009",
+            {"SiteId": "MLB", "LogisticType": "self_service", "EstimatedDelivery": window(yesterday)},
+            "BR flex whose window is past: DELIVERY_PROMISE refused (412)",
+        ),
+        DemoOrder(
+            "D-1010",
+            {"SiteId": "MPE", "LogisticType": "drop_off"},
+            "PE: only OTHER; REQUEST_VARIANTS not available in Peru (412)",
+        ),
         DemoOrder("D-1011", {"SiteId": "MEC", "LogisticType": "custom"}, "EC: only OTHER"),
-        DemoOrder("D-1012", {"SiteId": "MLA", "LogisticType": "cross_docking", "Status": 90},
-                  "cancelled order: every reason refused (412)"),
-        DemoOrder("D-1013", {"SiteId": "MLA", "LogisticType": "fulfillment", "Status": 20},
-                  "fulfillment, shipped, not delivered: refused until delivery (412)"),
-        DemoOrder("D-1014", {"SiteId": "MLA", "LogisticType": "fulfillment", "Status": 80},
-                  "fulfillment, delivered: OTHER allowed"),
-        DemoOrder("D-1015", {"SiteId": "MLA", "LogisticType": "drop_off", "PackId": 2000000001},
-                  "pack 2000000001 (1/2): shares one conversation with D-1016"),
-        DemoOrder("D-1016", {"SiteId": "MLA", "LogisticType": "drop_off", "PackId": 2000000001},
-                  "pack 2000000001 (2/2): a message on D-1015 shows here too"),
-        DemoOrder("D-1017", {"Marketplace": "Dafiti", "Status": 10},
-                  "not a Mercado Libre order: refused (412)"),
+        DemoOrder(
+            "D-1012",
+            {"SiteId": "MLA", "LogisticType": "cross_docking", "Status": 90},
+            "cancelled order: every reason refused (412)",
+        ),
+        DemoOrder(
+            "D-1013",
+            {"SiteId": "MLA", "LogisticType": "fulfillment", "Status": 20},
+            "fulfillment, shipped, not delivered: refused until delivery (412)",
+        ),
+        DemoOrder(
+            "D-1014",
+            {"SiteId": "MLA", "LogisticType": "fulfillment", "Status": 80},
+            "fulfillment, delivered: OTHER allowed",
+        ),
+        DemoOrder(
+            "D-1015",
+            {"SiteId": "MLA", "LogisticType": "drop_off", "PackId": 2000000001},
+            "pack 2000000001 (1/2): shares one conversation with D-1016",
+        ),
+        DemoOrder(
+            "D-1016",
+            {"SiteId": "MLA", "LogisticType": "drop_off", "PackId": 2000000001},
+            "pack 2000000001 (2/2): a message on D-1015 shows here too",
+        ),
+        DemoOrder(
+            "D-1017", {"Marketplace": "Dafiti", "Status": 10}, "not a Mercado Libre order: refused (412)"
+        ),
     ]
 
 
-async def seed(database: Database, pepper: str, now: dt.datetime) -> tuple[int, str, list[tuple[int, DemoOrder]]]:
+async def seed(
+    database: Database, pepper: str, now: dt.datetime
+) -> tuple[int, str, list[tuple[int, DemoOrder]]]:
     """The demo account, its key, and the demo orders; returns their ids."""
     today_ar = now.astimezone(ZoneInfo("America/Argentina/Buenos_Aires")).date()
     orders = demo_orders(today_ar)
@@ -90,7 +138,11 @@ async def seed(database: Database, pepper: str, now: dt.datetime) -> tuple[int, 
         "Orders": [
             {
                 "ExternalOrderId": order.external_id,
-                "Buyer": {"Code": f"B{index + 1:03}", "Nickname": f"COMPRADOR{index + 1}", "Name": "Demo Buyer"},
+                "Buyer": {
+                    "Code": f"B{index + 1:03}",
+                    "Nickname": f"COMPRADOR{index + 1}",
+                    "Name": "Demo Buyer",
+                },
                 **order.fields,
             }
             for index, order in enumerate(orders)
@@ -141,11 +193,9 @@ def _print_guide(
     console.print(f"[bold]API key[/bold]     {api_key}")
     console.print(f"[bold]Admin token[/bold] {admin_token}")
     console.print(f"[bold]API docs[/bold]    {base}/docs\n")
-    console.print("Send a message (OTHER, free text) to the buyer of order", first, ":")
-    console.print(
-        f"  curl -s -X POST '{base}/v2/orders/{first}/messages?{credentials}&messageOptions=4&message=Hola,+gracias+por+tu+compra'",
-        soft_wrap=True,
-    )
+    console.print(f"Send a message (OTHER, free text) to the buyer of order {first}:")
+    send_query = f"{credentials}&messageOptions=4&message=Hola,+gracias+por+tu+compra"
+    console.print(f"  curl -s -X POST '{base}/v2/orders/{first}/messages?{send_query}'", soft_wrap=True)
     console.print("See it in the conversation, status queued:")
     console.print(f"  curl -s '{base}/v2/orders/{first}/messages?{credentials}'", soft_wrap=True)
     console.print("What each reason would get now:")

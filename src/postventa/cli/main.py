@@ -93,7 +93,9 @@ def keys_create(
     """Create an API key for one or more accounts; prints the key (shown only now)."""
     pepper = settings().api_key_pepper
     created = in_transaction(lambda connection: admin.create_api_key(connection, account, pepper, now()))
-    console.print(json.dumps({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids}))
+    console.print(
+        json.dumps({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids})
+    )
 
 
 @keys_app.command("revoke")
@@ -106,7 +108,9 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id.")]) ->
 @orders_app.command("import")
 def orders_import(
     file: Annotated[Path, typer.Argument(help='JSON: {"AccountId": n, "Orders": [OrderIn, ...]}')],
-    account: Annotated[int | None, typer.Option(help="The account (instead of AccountId in the file).")] = None,
+    account: Annotated[
+        int | None, typer.Option(help="The account (instead of AccountId in the file).")
+    ] = None,
 ) -> None:
     """Import (upsert) orders from a JSON file; any invalid order refuses the whole file."""
     document = _read_json_file(file)
@@ -126,7 +130,9 @@ def buyer_reply(
     text: Annotated[str, typer.Argument(help="What the buyer wrote.")],
 ) -> None:
     """Record a buyer's reply on an order's conversation."""
-    message_id = in_transaction(lambda connection: record_buyer_reply(connection, order_id=order_id, text=text, now=now()))
+    message_id = in_transaction(
+        lambda connection: record_buyer_reply(connection, order_id=order_id, text=text, now=now())
+    )
     console.print(json.dumps({"Id": message_id}))
 
 

@@ -52,7 +52,7 @@ class Attachment:
 
 
 def normalize_extension(raw: str) -> str:
-    """"PDF", ".pdf" and "pdf" all mean pdf; anything outside the allowed list is refused."""
+    """ "PDF", ".pdf" and "pdf" all mean pdf; anything outside the allowed list is refused."""
     extension = raw.strip().lstrip(".").lower()
     if not extension:
         raise invalid("attachment_extension_missing", "'documentExtension' is required with 'fileBase64'.")

@@ -77,7 +77,9 @@ def _read_attachment(parameters: Parameters, max_bytes: int) -> Attachment | Non
     uploaded = parameters.raw(FILE)
     has_base64 = parameters.has(FILE_BASE64)
     if uploaded is not None and has_base64:
-        raise invalid("attachment_both_sources", "Send the attachment as 'file' or as 'fileBase64', not both.")
+        raise invalid(
+            "attachment_both_sources", "Send the attachment as 'file' or as 'fileBase64', not both."
+        )
     if uploaded is not None:
         return _uploaded_attachment(uploaded, max_bytes)
     if has_base64:

@@ -44,15 +44,24 @@ async def authenticate(connection: AsyncConnection, api_key: str | None, pepper:
     """Check 1: the key exists, is not revoked, and its secret matches (compared in constant time)."""
     if not api_key:
         raise PostventaError.of(
-            RefusalKind.UNAUTHENTICATED, "api_key_missing", "'API_KEY' is required (query, body or X-API-Key)."
+            RefusalKind.UNAUTHENTICATED,
+            "api_key_missing",
+            "'API_KEY' is required (query, body or X-API-Key).",
         )
     marker, _, rest = api_key.partition("_")
     prefix, _, secret = rest.partition("_")
     stored = None
-    if _KEY_SHAPE.fullmatch(api_key) and marker == API_KEY_PREFIX and len(prefix) == _PREFIX_CHARACTERS and secret:
+    if (
+        _KEY_SHAPE.fullmatch(api_key)
+        and marker == API_KEY_PREFIX
+        and len(prefix) == _PREFIX_CHARACTERS
+        and secret
+    ):
         stored = await find_active_key(connection, prefix)
     if stored is None or not hmac.compare_digest(stored.key_hash, hash_secret(secret, pepper)):
-        raise PostventaError.of(RefusalKind.UNAUTHENTICATED, "api_key_invalid", "The API key is unknown or revoked.")
+        raise PostventaError.of(
+            RefusalKind.UNAUTHENTICATED, "api_key_invalid", "The API key is unknown or revoked."
+        )
     return stored.grant
 
 

@@ -80,7 +80,9 @@ async def send_message(
     return AcceptedMessage(message_id=message_id, order_id=order.id, message_ignored=request.message_ignored)
 
 
-async def record_buyer_reply(connection: AsyncConnection, *, order_id: int, text: str, now: dt.datetime) -> int:
+async def record_buyer_reply(
+    connection: AsyncConnection, *, order_id: int, text: str, now: dt.datetime
+) -> int:
     """Record a message from the buyer (as the marketplace integration does); it unlocks the seller."""
     order = await get_order_any_account(connection, order_id)
     if order is None:

@@ -85,7 +85,9 @@ class OrderIn(_Strict):
         return OrderData(
             external_order_id=str(self.ExternalOrderId),
             pack_id=self.PackId,
-            marketplace=MERCADOLIBRE if self.Marketplace.lower() == MERCADOLIBRE.lower() else self.Marketplace,
+            marketplace=MERCADOLIBRE
+            if self.Marketplace.lower() == MERCADOLIBRE.lower()
+            else self.Marketplace,
             site=Site.parse(self.SiteId) if self.SiteId else None,
             status=self.Status,
             logistic_type=LogisticType.parse(self.LogisticType) if self.LogisticType is not None else None,
@@ -95,7 +97,9 @@ class OrderIn(_Strict):
                 name=buyer.Name,
             ),
             date_created=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
-            delivery_window=DeliveryWindow(delivery.Date, delivery.FromHour, delivery.ToHour) if delivery else None,
+            delivery_window=DeliveryWindow(delivery.Date, delivery.FromHour, delivery.ToHour)
+            if delivery
+            else None,
         )
 
 
@@ -118,7 +122,8 @@ def parse_orders(payload: Any, now: dt.datetime) -> list[OrderData]:
                 refuse_unprintable(text, parameter=f"Orders[{index}]")
         if data.external_order_id in seen:
             raise invalid(
-                "duplicate_order", f"Orders[{index}].ExternalOrderId '{data.external_order_id}' appears twice."
+                "duplicate_order",
+                f"Orders[{index}].ExternalOrderId '{data.external_order_id}' appears twice.",
             )
         seen.add(data.external_order_id)
         orders.append(data)

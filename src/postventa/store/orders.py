@@ -77,7 +77,9 @@ def conversation_key(pack_id: int | None, external_order_id: str) -> str:
     return f"pack:{pack_id}" if pack_id is not None else f"order:{external_order_id}"
 
 
-async def upsert_order(connection: AsyncConnection, account_id: int, data: OrderData, now: dt.datetime) -> int:
+async def upsert_order(
+    connection: AsyncConnection, account_id: int, data: OrderData, now: dt.datetime
+) -> int:
     """Insert or update the order with this ExternalOrderId in the account; returns its id."""
     conversation_id = await _ensure_conversation(
         connection, account_id, conversation_key(data.pack_id, data.external_order_id)
@@ -130,7 +132,9 @@ async def list_orders(
         conditions.append(orders.c.id >= where.id_from)
     if where.id_to is not None:
         conditions.append(orders.c.id <= where.id_to)
-    total = (await connection.execute(select(func.count()).select_from(orders).where(*conditions))).scalar_one()
+    total = (
+        await connection.execute(select(func.count()).select_from(orders).where(*conditions))
+    ).scalar_one()
     order_by = [orders.c.date_created, orders.c.id] if where.sort_by_date else [orders.c.id]
     rows = await connection.execute(
         select(orders).where(*conditions).order_by(*order_by).limit(limit).offset(offset)

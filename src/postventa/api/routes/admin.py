@@ -27,7 +27,9 @@ def require_admin(request: Request) -> Context:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         raise PostventaError.of(
-            RefusalKind.UNAUTHENTICATED, "admin_token_invalid", "A valid 'Authorization: Bearer <admin token>' is required."
+            RefusalKind.UNAUTHENTICATED,
+            "admin_token_invalid",
+            "A valid 'Authorization: Bearer <admin token>' is required.",
         )
     return context
 
@@ -55,7 +57,11 @@ def _body_schema(model: type[BaseModel]) -> dict[str, object]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}},
+            "content": {
+                "application/json": {
+                    "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+                }
+            },
         }
     }
 
@@ -93,12 +99,16 @@ async def create_api_key(request: Request, context: Admin) -> Response:
     """A key for one or more accounts; the key is shown only in this response."""
     body = await _validated(request, ApiKeyIn)
     async with context.database.transaction(write=True) as connection:
-        created = await admin.create_api_key(connection, body.AccountIds, context.settings.api_key_pepper, context.clock())
-    return JSONResponse({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids}, status_code=201)
+        created = await admin.create_api_key(
+            connection, body.AccountIds, context.settings.api_key_pepper, context.clock()
+        )
+    return JSONResponse(
+        {"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids}, status_code=201
+    )
 
 
 @router.delete("/api-keys/{keyId}", status_code=204)
-async def revoke_api_key(keyId: str, context: Admin) -> Response:  # noqa: N803
+async def revoke_api_key(keyId: str, context: Admin) -> Response:
     """Revoke a key."""
     key_id = path_id(keyId, "keyId", "key_id_invalid")
     async with context.database.transaction(write=True) as connection:
@@ -107,20 +117,24 @@ async def revoke_api_key(keyId: str, context: Admin) -> Response:  # noqa: N803
 
 
 @router.put("/accounts/{accountId}/orders", openapi_extra=_body_schema(OrdersIn))
-async def import_orders(accountId: str, request: Request, context: Admin) -> Response:  # noqa: N803
+async def import_orders(accountId: str, request: Request, context: Admin) -> Response:
     """Upsert orders by ExternalOrderId; any invalid order refuses the whole document."""
     account_id = path_id(accountId, "accountId", "account_id_invalid")
     document = await read_json_document(request)
     async with context.database.transaction(write=True) as connection:
         imported = await admin.import_orders(connection, account_id, document, context.clock())
-    return JSONResponse({"Results": [{"Id": order.id, "ExternalOrderId": order.external_order_id} for order in imported]})
+    return JSONResponse(
+        {"Results": [{"Id": order.id, "ExternalOrderId": order.external_order_id} for order in imported]}
+    )
 
 
 @router.post("/orders/{orderId}/buyer-messages", status_code=201, openapi_extra=_body_schema(BuyerMessageIn))
-async def buyer_message(orderId: str, request: Request, context: Admin) -> Response:  # noqa: N803
+async def buyer_message(orderId: str, request: Request, context: Admin) -> Response:
     """Record a buyer's reply, as the marketplace integration does."""
     order_id = path_id(orderId, "orderId", "order_id_invalid")
     body = await _validated(request, BuyerMessageIn)
     async with context.database.transaction(write=True) as connection:
-        message_id = await record_buyer_reply(connection, order_id=order_id, text=body.Text, now=context.clock())
+        message_id = await record_buyer_reply(
+            connection, order_id=order_id, text=body.Text, now=context.clock()
+        )
     return JSONResponse({"Id": message_id}, status_code=201)

@@ -39,7 +39,7 @@ def path_id(raw: str, name: str, code: str) -> int:
     responses=openapi.SEND_RESPONSES,
     openapi_extra=openapi.SEND_REQUEST,
 )
-async def send(orderId: str, request: Request) -> Response:  # noqa: N803 - the contract's name
+async def send(orderId: str, request: Request) -> Response:
     """Checks 0–10 of the contract; 200 with the new message's id as a JSON string."""
     context = context_of(request)
     parameters = await read_parameters(
@@ -49,7 +49,9 @@ async def send(orderId: str, request: Request) -> Response:  # noqa: N803 - the 
     order_id = path_id(orderId, "orderId", "order_id_invalid")
     given = parameters.raw(ORDER_ID)
     if given is not None and parse_identifier(given) != order_id:
-        raise invalid("order_id_mismatch", f"'orderId' {given} differs from the order in the path ({order_id}).")
+        raise invalid(
+            "order_id_mismatch", f"'orderId' {given} differs from the order in the path ({order_id})."
+        )
     async with context.database.transaction(write=True) as connection:
         accepted = await send_message(
             connection,
@@ -73,7 +75,7 @@ async def send(orderId: str, request: Request) -> Response:  # noqa: N803 - the 
     responses=openapi.ERROR_RESPONSES,
     openapi_extra=openapi.READ_QUERY,
 )
-async def options(orderId: str, request: Request) -> Response:  # noqa: N803
+async def options(orderId: str, request: Request) -> Response:
     """For each reason: can it be sent now, and if not, the status and message a send would get."""
     context, account_id, order_id = await _read_guard(request, orderId)
     async with context.database.transaction() as connection:
@@ -88,7 +90,7 @@ async def options(orderId: str, request: Request) -> Response:  # noqa: N803
     responses=openapi.ERROR_RESPONSES,
     openapi_extra=openapi.READ_QUERY,
 )
-async def conversation(orderId: str, request: Request) -> Response:  # noqa: N803
+async def conversation(orderId: str, request: Request) -> Response:
     """Both directions, with delivery status; pack-mates share one conversation."""
     context, account_id, order_id = await _read_guard(request, orderId)
     async with context.database.transaction() as connection:
@@ -109,7 +111,7 @@ async def conversation(orderId: str, request: Request) -> Response:  # noqa: N80
     responses=openapi.ERROR_RESPONSES,
     openapi_extra=openapi.READ_QUERY,
 )
-async def one_message(orderId: str, messageId: str, request: Request) -> Response:  # noqa: N803
+async def one_message(orderId: str, messageId: str, request: Request) -> Response:
     """A message of the order's conversation."""
     context, account_id, order_id = await _read_guard(request, orderId)
     message_id = path_id(messageId, "messageId", "message_id_invalid")
@@ -124,7 +126,7 @@ async def one_message(orderId: str, messageId: str, request: Request) -> Respons
     responses=openapi.ERROR_RESPONSES,
     openapi_extra=openapi.READ_QUERY,
 )
-async def download_attachment(orderId: str, messageId: str, request: Request) -> Response:  # noqa: N803
+async def download_attachment(orderId: str, messageId: str, request: Request) -> Response:
     """The file as it was sent, with its name."""
     context, account_id, order_id = await _read_guard(request, orderId)
     message_id = path_id(messageId, "messageId", "message_id_invalid")

@@ -26,12 +26,17 @@ router = APIRouter(tags=["Orders"])
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _FILTERS = ("limit", "offset", "statusType", "dateCreatedFrom", "idFrom", "idTo", "sort")
-_SORTS = {"id": ("Id", "Order by internal ID asc"), "datecreated": ("dateCreated", "Order by date of sale asc")}
+_SORTS = {
+    "id": ("Id", "Order by internal ID asc"),
+    "datecreated": ("dateCreated", "Order by date of sale asc"),
+}
 
 
-@router.get("/v2/orders", summary="The account's orders, a page at a time", openapi_extra=openapi.ORDERS_QUERY)
+@router.get(
+    "/v2/orders", summary="The account's orders, a page at a time", openapi_extra=openapi.ORDERS_QUERY
+)
 async def list_orders(request: Request) -> Response:
-    """Alephee's paging envelope; filters statusType, dateCreatedFrom, idFrom, idTo; sort Id or dateCreated."""
+    """Alephee's paging envelope; filters statusType, dateCreatedFrom, idFrom, idTo; sort by Id or date."""
     context = context_of(request)
     parameters = read_query(request, (*READ_PARAMETERS, *_FILTERS))
     account_id = await authorize_request(request, context, parameters, READ)
@@ -61,7 +66,7 @@ async def list_orders(request: Request) -> Response:
 
 
 @router.get("/v2/orders/{orderId}", summary="One order", openapi_extra=openapi.READ_QUERY)
-async def get_order(orderId: str, request: Request) -> Response:  # noqa: N803 - the contract's name
+async def get_order(orderId: str, request: Request) -> Response:
     """One order of the account."""
     context = context_of(request)
     parameters = read_query(request, READ_PARAMETERS)
@@ -98,7 +103,9 @@ def _statuses(parameters: Parameters) -> list[int] | None:
     by_name = {kind.name.lower(): kind for kind in StatusType} | {str(int(kind)): kind for kind in StatusType}
     kind = by_name.get(text.strip().lower())
     if kind is None:
-        raise invalid("status_type_invalid", "'statusType' must be 0 (New), 1 (Pending), 2 (Closed) or 99 (Cancelled).")
+        raise invalid(
+            "status_type_invalid", "'statusType' must be 0 (New), 1 (Pending), 2 (Closed) or 99 (Cancelled)."
+        )
     return statuses_of_type(kind)
 
 

@@ -43,10 +43,16 @@ def upgrade() -> None:
         sa.Column("api_key_id", Id, nullable=False),
         sa.Column("account_id", Id, nullable=False),
         sa.ForeignKeyConstraint(
-            ["api_key_id"], ["api_keys.id"], name="fk_api_key_accounts_api_key_id_api_keys", ondelete="CASCADE"
+            ["api_key_id"],
+            ["api_keys.id"],
+            name="fk_api_key_accounts_api_key_id_api_keys",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_api_key_accounts_account_id_accounts", ondelete="CASCADE"
+            ["account_id"],
+            ["accounts.id"],
+            name="fk_api_key_accounts_account_id_accounts",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("api_key_id", "account_id", name="pk_api_key_accounts"),
     )
@@ -60,7 +66,9 @@ def upgrade() -> None:
             ["account_id"], ["accounts.id"], name="fk_conversations_account_id_accounts", ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_conversations"),
-        sa.UniqueConstraint("account_id", "conversation_key", name="uq_conversations_account_id_conversation_key"),
+        sa.UniqueConstraint(
+            "account_id", "conversation_key", name="uq_conversations_account_id_conversation_key"
+        ),
     )
     op.create_table(
         "orders",
@@ -148,7 +156,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_messages"),
         sa.UniqueConstraint(
-            "conversation_id", "conversation_sequence", name="uq_messages_conversation_id_conversation_sequence"
+            "conversation_id",
+            "conversation_sequence",
+            name="uq_messages_conversation_id_conversation_sequence",
         ),
     )
     op.create_index("ix_messages_status_next_attempt_at", "messages", ["status", "next_attempt_at"])
@@ -156,5 +166,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("messages", "attachments", "orders", "conversations", "api_key_accounts", "api_keys", "accounts"):
+    for table in (
+        "messages",
+        "attachments",
+        "orders",
+        "conversations",
+        "api_key_accounts",
+        "api_keys",
+        "accounts",
+    ):
         op.drop_table(table)
