@@ -28,7 +28,9 @@ from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
 from tests.factories import PEPPER
 
-POSTGRES_ADMIN_URL = os.environ.get("POSTVENTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "POSTVENTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 ADMIN_TOKEN = "test-admin-token"
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from postventa.services import admin
 from postventa.services.messaging import record_buyer_reply
@@ -42,7 +43,11 @@ async def make_tenant(database: Database, *, name: str = "Seller") -> Tenant:
 
 async def make_order(database: Database, tenant: Tenant, **fields: Any) -> int:
     """An order of the tenant; defaults to an Argentine cross-docking order ready to ship."""
-    order = {"ExternalOrderId": f"EXT-{next(_external_ids)}", "SiteId": "MLA", "LogisticType": "cross_docking"}
+    order = {
+        "ExternalOrderId": f"EXT-{next(_external_ids)}",
+        "SiteId": "MLA",
+        "LogisticType": "cross_docking",
+    }
     order.update(fields)
     async with database.transaction(write=True) as connection:
         imported = await admin.import_orders(connection, tenant.account_id, {"Orders": [order]}, now())
@@ -55,9 +60,13 @@ async def buyer_replies(database: Database, order_id: int, text: str = "Hola, gr
         return await record_buyer_reply(connection, order_id=order_id, text=text, now=now())
 
 
-def window(days_from_today: int, *, from_hour: int = 9, to_hour: int = 18, site_zone: str = "America/Argentina/Buenos_Aires") -> dict[str, Any]:
+def window(
+    days_from_today: int,
+    *,
+    from_hour: int = 9,
+    to_hour: int = 18,
+    site_zone: str = "America/Argentina/Buenos_Aires",
+) -> dict[str, Any]:
     """An EstimatedDelivery some days from today on the site's calendar."""
-    from zoneinfo import ZoneInfo
-
     day = now().astimezone(ZoneInfo(site_zone)).date() + dt.timedelta(days=days_from_today)
     return {"Date": day.isoformat(), "FromHour": from_hour, "ToHour": to_hour}

@@ -15,10 +15,13 @@ async def test_send_then_conversation_shows_it_queued(client, database):
 
     assert sent.status_code == 200
     message_id = sent.json()
-    assert isinstance(message_id, str) and message_id.isdigit()
+    assert isinstance(message_id, str)
+    assert message_id.isdigit()
     assert sent.headers["location"] == f"/v2/orders/{order_id}/messages/{message_id}"
     conversation = (await client.get(f"/v2/orders/{order_id}/messages", params=tenant.credentials())).json()
-    assert [(m["Id"], m["Status"], m["Text"]) for m in conversation["Results"]] == [(int(message_id), "queued", "Hola")]
+    assert [(m["Id"], m["Status"], m["Text"]) for m in conversation["Results"]] == [
+        (int(message_id), "queued", "Hola")
+    ]
 
 
 async def test_buyer_reply_unlocks_the_next_message(client, database):
