@@ -45,8 +45,8 @@ class LogisticType(enum.IntEnum):
                 return None
         if isinstance(value, str):
             text = value.strip().lower()
-            if text.isdigit():
-                return cls.parse(int(text))
+            if text.isascii() and text.isdigit():
+                return cls.parse(int(text)) if len(text) <= 2 else None
             for member, label in _LOGISTIC_LABELS.items():
                 if label == text:
                     return member

@@ -98,11 +98,16 @@ def parse_identifier(value: object) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+    elif isinstance(value, str) and _is_short_ascii_number(value.strip()):
         number = int(value.strip())
     else:
         return None
     return number if 0 < number <= MAX_ID else None
+
+
+def _is_short_ascii_number(text: str) -> bool:
+    # Longer digit strings cannot be 64-bit ids, and int() refuses very long ones outright.
+    return text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID))
 
 
 def _is_absent(value: object) -> bool:

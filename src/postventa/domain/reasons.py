@@ -27,9 +27,9 @@ class Reason(enum.IntEnum):
             return cls._value2member_map_.get(value)  # type: ignore[return-value]
         if isinstance(value, str):
             text = value.strip()
-            if text.isdigit():
+            if text.isascii() and text.isdigit() and len(text) <= 2:
                 return cls._value2member_map_.get(int(text))  # type: ignore[return-value]
-            return cls.__members__.get(text.upper())
+            return None if text.isdigit() else cls.__members__.get(text.upper())
         return None
 
     @property

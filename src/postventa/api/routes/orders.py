@@ -81,7 +81,7 @@ def _bounded_int(parameters: Parameters, name: str, default: int, *, low: int, h
     text = parameters.text(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
         raise invalid(f"{name}_invalid", f"'{name}' must be an integer from {low} to {high}.")
     return int(text)
 
