@@ -84,6 +84,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "admin_token": ADMIN_TOKEN,
         "api_key_pepper": PEPPER,
         "rate_limits": "send=1000000/minute,read=1000000/minute",
+        # No worker unless a test asks for one, and never the real Mercado Libre.
+        "embedded_worker": False,
+        "meli_api_url": "http://127.0.0.1:9",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

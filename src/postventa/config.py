@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from postventa.domain.attachments import DEFAULT_MAX_ATTACHMENT_BYTES
@@ -32,6 +32,28 @@ class Settings(BaseSettings):
         default="send=120/minute,read=1200/minute",
         description="Requests per API key and endpoint class, e.g. send=120/minute,read=1200/minute.",
     )
+    meli_api_url: str = Field(
+        default="https://api.mercadolibre.com",
+        description="Mercado Libre's API (the emulator's in tests and demo).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where Mercado Libre reaches this service (webhook: PUBLIC_URL/webhooks/mercadolibre).",
+    )
+    embedded_worker: bool | None = Field(
+        default=None,
+        description="Run the delivery worker inside `serve`; default: yes on SQLite, no on PostgreSQL.",
+    )
+    worker_concurrency: int = Field(default=8, gt=0, le=256)
+    meli_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Read timeout of one Mercado Libre call."
+    )
+    worker_lease_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="How long a worker holds a message; must outlast one attempt (4 calls).",
+    )
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
     max_query_bytes: int = Field(default=32 * 1024, gt=0)
     log_level: str = Field(default="info")
 
@@ -39,6 +61,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_token_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> Settings:
+        # An attempt makes at most four calls (token, reconcile, upload, send); a lease that ran out
+        # during one would let a second worker send the same message.
+        if self.worker_lease_seconds <= 4 * self.meli_timeout_seconds:
+            raise ValueError("POSTVENTA_WORKER_LEASE_SECONDS must exceed 4 x POSTVENTA_MELI_TIMEOUT_SECONDS")
+        return self
 
     @property
     def max_body_bytes(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,8 +15,11 @@ from postventa.api.context import Context, utc_now
 from postventa.api.edge import EdgeMiddleware
 from postventa.api.errors import install_error_handlers
 from postventa.api.ratelimit import RateLimiter, parse_rate_limits
-from postventa.api.routes import admin, messages, orders
+from postventa.api.routes import admin, messages, orders, webhooks
 from postventa.config import Settings
+from postventa.delivery.inbound import InboundProcessor
+from postventa.delivery.worker import DeliveryWorker
+from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
 
 
@@ -23,22 +27,35 @@ def create_app(
     settings: Settings,
     *,
     database: Database | None = None,
+    meli: MeliClient | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> FastAPI:
-    """The service. A database passed in is the caller's to dispose; one made here is closed on shutdown."""
-    owned = database is None
+    """The service. A database or client passed in is the caller's to close; ones made here are closed
+    on shutdown. With an embedded worker (the default on SQLite) the lifespan also runs the delivery
+    worker and the inbound processor in this process.
+    """
+    owned_database, owned_meli = database is None, meli is None
     context = Context(
         settings=settings,
         database=database or Database(settings.database_url),
         rate_limiter=RateLimiter(parse_rate_limits(settings.rate_limits)),
+        meli=meli or MeliClient(settings.meli_api_url, read_timeout_seconds=settings.meli_timeout_seconds),
         clock=clock,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            await context.database.dispose()
+        stop = asyncio.Event()
+        tasks = _start_background(context, stop) if _runs_worker(settings, context.database) else []
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if owned_meli:
+                await context.meli.aclose()
+            if owned_database:
+                await context.database.dispose()
 
     app = FastAPI(
         title="postventa",
@@ -51,6 +68,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(orders.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -60,3 +78,23 @@ def create_app(
         EdgeMiddleware, max_body_bytes=settings.max_body_bytes, max_query_bytes=settings.max_query_bytes
     )
     return app
+
+
+def _runs_worker(settings: Settings, database: Database) -> bool:
+    return settings.embedded_worker if settings.embedded_worker is not None else database.is_sqlite
+
+
+def _start_background(context: Context, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    settings = context.settings
+    worker = DeliveryWorker(
+        context.database, context.meli, concurrency=settings.worker_concurrency, clock=context.clock
+    )
+    inbound = InboundProcessor(
+        context.database,
+        context.meli,
+        poll_interval_seconds=settings.poll_interval_seconds,
+        clock=context.clock,
+    )
+    context.on_message_queued = worker.wake
+    context.on_notification = inbound.wake
+    return [asyncio.create_task(worker.run(stop)), asyncio.create_task(inbound.run(stop))]

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from postventa.api.ratelimit import RateLimiter
 from postventa.config import Settings
+from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
 
 
@@ -25,7 +26,11 @@ class Context:
     settings: Settings
     database: Database
     rate_limiter: RateLimiter
+    meli: MeliClient
     clock: Callable[[], dt.datetime] = field(default=utc_now)
+    # Set when a delivery worker / inbound processor runs in this process: wake them at once.
+    on_message_queued: Callable[[], None] = field(default=lambda: None)
+    on_notification: Callable[[], None] = field(default=lambda: None)
 
 
 def context_of(request: Request) -> Context:

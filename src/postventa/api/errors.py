@@ -23,6 +23,7 @@ STATUS_BY_KIND: dict[RefusalKind, int] = {
     RefusalKind.TOO_LARGE: 413,
     RefusalKind.UNSUPPORTED_MEDIA: 415,
     RefusalKind.RATE_LIMITED: 429,
+    RefusalKind.UPSTREAM: 502,
 }
 
 _HTTP_CODES = {

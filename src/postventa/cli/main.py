@@ -19,23 +19,29 @@ from postventa.cli.runtime import (
     errors,
     in_transaction,
     now,
+    run_worker,
     settings,
+    with_marketplace,
 )
 from postventa.logs import configure_logging
 from postventa.services import admin
+from postventa.services.marketplace import link_account, sync_orders
 from postventa.services.messaging import record_buyer_reply
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
+from postventa.store.outbox import requeue
 
 app = typer.Typer(help="Post-sale messaging for Mercado Libre orders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Seller accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 orders_app = typer.Typer(help="Orders.", no_args_is_help=True)
+messages_app = typer.Typer(help="Outbound messages.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(orders_app, name="orders")
+app.add_typer(messages_app, name="messages")
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(help="TCP port.")]
@@ -149,3 +155,64 @@ def _read_json_file(file: Path) -> dict[str, Any]:
         errors.print(f'[red]error[/red] {file} must hold an object: {{"AccountId": n, "Orders": [...]}}')
         raise typer.Exit(EXIT_INVALID)
     return document
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Messages delivered at the same time.")] = 8,
+) -> None:
+    """Deliver queued messages and process Mercado Libre notifications until stopped (SIGINT/SIGTERM)."""
+    current = settings()
+    configure_logging(current.log_level)
+    asyncio.run(run_worker(current, concurrency))
+
+
+@app.command()
+def emulator(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    notify_url: Annotated[str | None, typer.Option(help="Where to POST notifications.")] = None,
+) -> None:
+    """Serve the Mercado Libre emulator (for tests and the demo)."""
+    from postventa.emulator.app import run_emulator
+
+    run_emulator(host, port, notify_url)
+
+
+@accounts_app.command("link")
+def accounts_link(
+    account_id: Annotated[int, typer.Argument(help="The postventa account.")],
+    seller_id: Annotated[int, typer.Option(help="The Mercado Libre seller (user) id.")],
+    site_id: Annotated[str, typer.Option(help="The seller's site, e.g. MLA.")],
+    client_id: Annotated[str, typer.Option(help="The Mercado Libre application's client id.")],
+    client_secret: Annotated[str, typer.Option(help="The application's secret.")],
+    refresh_token: Annotated[str, typer.Option(help="A refresh token of the seller for the application.")],
+) -> None:
+    """Link an account to a Mercado Libre seller (the credentials are checked with Mercado Libre)."""
+    payload = {
+        "SellerId": seller_id,
+        "SiteId": site_id,
+        "ClientId": client_id,
+        "ClientSecret": client_secret,
+        "RefreshToken": refresh_token,
+    }
+    with_marketplace(lambda database, meli: link_account(database, account_id, payload, meli, now()))
+    console.print(json.dumps({"AccountId": account_id, "Linked": True}))
+
+
+@orders_app.command("sync")
+def orders_sync(account_id: Annotated[int, typer.Argument(help="A linked account.")]) -> None:
+    """Import the linked seller's orders from Mercado Libre."""
+    imported = with_marketplace(lambda database, meli: sync_orders(database, account_id, meli, now()))
+    console.print(json.dumps({"Imported": imported}))
+
+
+@messages_app.command("requeue")
+def messages_requeue(
+    message_id: Annotated[
+        list[int] | None, typer.Argument(help="Failed messages to retry (default: all).")
+    ] = None,
+) -> None:
+    """Put failed (dead-letter) messages back in the delivery queue."""
+    count = in_transaction(lambda connection: requeue(connection, now(), message_id or None))
+    console.print(json.dumps({"Requeued": count}))

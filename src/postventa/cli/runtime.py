@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -12,7 +13,10 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.config import Settings
+from postventa.delivery.inbound import InboundProcessor
+from postventa.delivery.worker import DeliveryWorker
 from postventa.domain.errors import PostventaError
+from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
 from postventa.store.migrate import current_revision, head_revision, upgrade
 
@@ -67,3 +71,45 @@ async def ensure_schema(database: Database) -> None:
             "run `postventa db upgrade` first."
         )
         raise typer.Exit(EXIT_NOT_READY)
+
+
+def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
+    """Run a use case that talks to Mercado Libre; refusals exit non-zero."""
+
+    async def run() -> T:
+        current = settings()
+        database = Database(current.database_url)
+        meli = MeliClient(current.meli_api_url, read_timeout_seconds=current.meli_timeout_seconds)
+        try:
+            await ensure_schema(database)
+            return await work(database, meli)
+        finally:
+            await meli.aclose()
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except PostventaError as error:
+        refusal = error.refusal
+        errors.print(f"[red]error[/red] {refusal.code}: {refusal.message}")
+        raise typer.Exit(EXIT_NOT_FOUND if refusal.kind.value == "not_found" else EXIT_INVALID) from None
+
+
+async def run_worker(current: Settings, concurrency: int) -> None:
+    """The delivery worker and the inbound processor, until SIGINT or SIGTERM; then a graceful stop."""
+    database = Database(current.database_url)
+    meli = MeliClient(current.meli_api_url, read_timeout_seconds=current.meli_timeout_seconds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await ensure_schema(database)
+        worker = DeliveryWorker(
+            database, meli, concurrency=concurrency, lease_seconds=current.worker_lease_seconds
+        )
+        inbound = InboundProcessor(database, meli, poll_interval_seconds=current.poll_interval_seconds)
+        await asyncio.gather(worker.run(stop), inbound.run(stop))
+    finally:
+        await meli.aclose()
+        await database.dispose()

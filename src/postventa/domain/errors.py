@@ -24,6 +24,7 @@ class RefusalKind(enum.Enum):
     NOT_FOUND = "not_found"  # check 6
     PRECONDITION = "precondition"  # check 8
     CONFLICT = "conflict"  # check 9
+    UPSTREAM = "upstream"  # Mercado Libre could not be reached or answered an error (admin operations)
 
 
 @dataclass(frozen=True)

@@ -155,3 +155,11 @@ class OrderFacts:
     def is_mercadolibre(self) -> bool:
         """Whether the order came from Mercado Libre (the only marketplace that can be messaged)."""
         return self.marketplace.strip().lower() == MERCADOLIBRE.lower()
+
+
+def status_from_mercadolibre(order_status: str, shipment_status: str | None) -> int:
+    """The Alephee status key of a Mercado Libre order and its shipment."""
+    if order_status.lower() in ("cancelled", "invalid"):
+        return 90
+    shipment = (shipment_status or "").lower()
+    return {"delivered": 80, "not_delivered": 89, "shipped": 20, "cancelled": 90}.get(shipment, 10)

@@ -81,7 +81,12 @@ async def send_message(
 
 
 async def record_buyer_reply(
-    connection: AsyncConnection, *, order_id: int, text: str, now: dt.datetime
+    connection: AsyncConnection,
+    *,
+    order_id: int,
+    text: str,
+    now: dt.datetime,
+    marketplace_message_id: str | None = None,
 ) -> int:
     """Record a message from the buyer (as the marketplace integration does); it unlocks the seller."""
     order = await get_order_any_account(connection, order_id)
@@ -102,6 +107,7 @@ async def record_buyer_reply(
         reason=None,
         text=text,
         status="received",
+        marketplace_message_id=marketplace_message_id,
     )
     return await _append(connection, new_message, message_count, now)
 

@@ -62,6 +62,7 @@ class NewMessage:
     status: str
     message_ignored: bool = False
     attachment_id: int | None = None
+    marketplace_message_id: str | None = None
 
 
 class ConversationChanged(Exception):
@@ -148,6 +149,7 @@ async def append_message(
             created_at=now,
             status_changed_at=now,
             next_attempt_at=now if message.status == "queued" else None,
+            marketplace_message_id=message.marketplace_message_id,
         )
         .returning(messages.c.id)
     )

@@ -167,11 +167,73 @@ messages = Table(
     Column("moderation_reason", String(64), nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
+    # When the first attempt started: a reconciliation looks for Mercado Libre messages from then on.
+    Column("first_attempt_at", UtcDateTime(), nullable=True),
+    # The last attempt may have reached Mercado Libre: read the conversation before sending again.
+    Column("needs_reconcile", Boolean, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    # "messages" once Mercado Libre said the conversation is open (the action guide is closed to it).
+    Column("route", String(16), nullable=True),
     UniqueConstraint("conversation_id", "conversation_sequence"),
     CheckConstraint("direction in ('outbound', 'inbound')", name="direction"),
     CheckConstraint(
         "status in ('queued', 'sending', 'sent', 'moderated', 'failed', 'received')", name="status"
     ),
     Index(None, "status", "next_attempt_at"),
-    Index(None, "marketplace_message_id"),
+    # A Mercado Libre message is recorded once per account (notifications may repeat).
+    Index(
+        "uq_messages_account_id_marketplace_message_id", "account_id", "marketplace_message_id", unique=True
+    ),
+)
+
+marketplace_links = Table(
+    "marketplace_links",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("seller_id", BigInteger, nullable=False, unique=True),
+    Column("site_id", String(3), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("client_secret", Text, nullable=False),
+    Column("refresh_token", Text, nullable=False),
+    Column("access_token", Text, nullable=True),
+    Column("access_token_expires_at", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("worker", String(64), nullable=False),
+    Column("route", String(16), nullable=False),  # action_guide, messages, reconcile
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=False),
+    Column("outcome", String(16), nullable=False),  # sent, moderated, retry, failed, found
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+)
+
+inbound_notifications = Table(
+    "inbound_notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("topic", String(32), nullable=False),
+    Column("resource", String(200), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("processed_at", UtcDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("topic", "resource", "user_id"),
+    Index(None, "processed_at", "next_attempt_at"),
+)
+
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("seen_at", UtcDateTime(), nullable=False),
 )

@@ -14,6 +14,7 @@ from postventa.api.params import read_json_document
 from postventa.api.routes.messages import path_id
 from postventa.domain.errors import PostventaError, RefusalKind, not_found
 from postventa.services import admin
+from postventa.services.marketplace import LinkIn, link_account, sync_orders
 from postventa.services.messaging import record_buyer_reply
 from postventa.services.order_input import OrdersIn, validation_refusal
 
@@ -138,3 +139,21 @@ async def buyer_message(orderId: str, request: Request, context: Admin) -> Respo
             connection, order_id=order_id, text=body.Text, now=context.clock()
         )
     return JSONResponse({"Id": message_id}, status_code=201)
+
+
+@router.put("/accounts/{accountId}/mercadolibre", openapi_extra=_body_schema(LinkIn))
+async def link_mercadolibre(accountId: str, request: Request, context: Admin) -> Response:
+    """Link the account to a Mercado Libre seller; the credentials are checked with Mercado Libre."""
+    account_id = path_id(accountId, "accountId", "account_id_invalid")
+    document = await read_json_document(request)
+    await link_account(context.database, account_id, document, context.meli, context.clock())
+    context.on_message_queued()  # messages waiting for the link can go now
+    return JSONResponse({"AccountId": account_id, "Linked": True})
+
+
+@router.post("/accounts/{accountId}/mercadolibre/sync")
+async def sync_mercadolibre(accountId: str, context: Admin) -> Response:
+    """Import the seller's orders from Mercado Libre."""
+    account_id = path_id(accountId, "accountId", "account_id_invalid")
+    imported = await sync_orders(context.database, account_id, context.meli, context.clock())
+    return JSONResponse({"Imported": imported})

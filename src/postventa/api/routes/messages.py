@@ -61,6 +61,7 @@ async def send(orderId: str, request: Request) -> Response:
             max_attachment_bytes=context.settings.max_attachment_bytes,
             now=context.clock(),
         )
+    context.on_message_queued()
     headers = response_headers(request) | {
         "Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"
     }

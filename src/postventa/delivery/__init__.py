@@ -1,0 +1,1 @@
+"""Delivery to Mercado Libre: the outbox worker, inbound processing and polling."""

@@ -1,0 +1,212 @@
+"""The outbox worker: claim due messages with a lease, deliver each, record the outcome.
+
+Any number of workers may run (processes, or tasks of one): the claim hands each message to one
+of them. `wake()` makes an idle worker look at once (the API calls it after an enqueue); `stop`
+ends the loop after the attempts in flight are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+import structlog
+
+from postventa.delivery import attempt
+from postventa.domain.delivery import DeliveryFailure, FailureKind
+from postventa.meli.client import MeliClient, MeliError
+from postventa.services.marketplace import Session, session_for
+from postventa.store import outbox
+from postventa.store.engine import Database
+from postventa.store.messages import attachment_content
+from postventa.store.outbox import ClaimedMessage, DeliveryJob, Outcome
+
+LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with a 15 s read timeout each)
+IDLE_WAIT_SECONDS = 1.0
+HEARTBEAT_SECONDS = 10.0
+
+log = structlog.get_logger("postventa.worker")
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def new_worker_id() -> str:
+    """host:pid:random — unique among workers, readable in the attempts table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class DeliveryWorker:
+    """Delivers queued messages to Mercado Libre, `concurrency` at a time."""
+
+    def __init__(
+        self,
+        database: Database,
+        meli: MeliClient,
+        *,
+        concurrency: int = 8,
+        lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], dt.datetime] = utc_now,
+        worker_id: str | None = None,
+    ) -> None:
+        self.database = database
+        self.meli = meli
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.worker_id = worker_id or new_worker_id()
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for due messages now (called after a message is queued)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and deliver until `stop` is set; then wait for the attempts in flight."""
+        log.info("worker_started", worker=self.worker_id, concurrency=self.concurrency)
+        last_heartbeat = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                if loop.time() - last_heartbeat > HEARTBEAT_SECONDS:
+                    await self._heartbeat()
+                    last_heartbeat = loop.time()
+                claimed = await self.run_once()
+                if claimed == 0 or len(self._in_flight) >= self.concurrency:
+                    await self._idle(stop)
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            log.info("worker_stopped", worker=self.worker_id)
+
+    async def run_once(self) -> int:
+        """Claim what fits in the free slots and start delivering it; returns how many were claimed."""
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        async with self.database.transaction(write=True) as connection:
+            claimed = await outbox.claim_due_messages(
+                connection, self.worker_id, self.clock(), limit=free, lease_seconds=self.lease_seconds
+            )
+        for message in claimed:
+            task = asyncio.create_task(self.deliver(message))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(claimed)
+
+    async def drain(self, timeout_seconds: float = 60.0) -> None:
+        """Deliver until nothing is due (tests and one-shot runs)."""
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        while asyncio.get_running_loop().time() < deadline:
+            claimed = await self.run_once()
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            elif claimed == 0:
+                return
+
+    async def deliver(self, claimed: ClaimedMessage) -> None:
+        """One attempt of one message, recorded whatever happens."""
+        started = self.clock()
+        route = attempt.ACTION_GUIDE
+        try:
+            job, route, content, known = await self._prepare(claimed)
+            outcome = await self._attempt(claimed, job, route, content, known)
+        except MeliError as error:
+            outcome = attempt.after_failure(error.failure, claimed.attempts, route, self.clock())
+        except Exception as error:  # a bug must not lose the message: retry it, reconciling first
+            log.exception("delivery_crashed", message_id=claimed.id, worker=self.worker_id)
+            failure = DeliveryFailure(
+                FailureKind.UNKNOWN, "internal_error", f"{type(error).__name__}: {error}"
+            )
+            outcome = attempt.after_failure(failure, claimed.attempts, route, self.clock())
+        async with self.database.transaction(write=True) as connection:
+            kept = await outbox.record_outcome(
+                connection, claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
+            )
+        log.info(
+            "delivery_attempt",
+            message_id=claimed.id,
+            attempt=claimed.attempts,
+            route=outcome.route,
+            outcome=outcome.attempt_outcome if kept else "lease_lost",
+            error_code=outcome.error_code,
+        )
+
+    async def _prepare(self, claimed: ClaimedMessage) -> tuple[DeliveryJob, str, bytes | None, set[str]]:
+        async with self.database.transaction() as connection:
+            job = await outbox.load_job(connection, claimed.id)
+            buyer_wrote = await outbox.buyer_wrote_before(
+                connection, job.conversation_id, job.conversation_sequence
+            )
+            content = await attachment_content(connection, job.attachment_id) if job.attachment_id else None
+            known = (
+                await outbox.known_marketplace_ids(connection, job.account_id)
+                if claimed.needs_reconcile
+                else set()
+            )
+        via_messages = job.route == attempt.MESSAGES or buyer_wrote or content is not None
+        return job, attempt.MESSAGES if via_messages else attempt.ACTION_GUIDE, content, known
+
+    async def _attempt(
+        self, claimed: ClaimedMessage, job: DeliveryJob, route: str, content: bytes | None, known: set[str]
+    ) -> Outcome:
+        if job.pack_id is None and not job.order_external_id.isdigit():
+            failure = DeliveryFailure(
+                FailureKind.PERMANENT,
+                "order_not_on_marketplace",
+                "The order has no Mercado Libre pack or order id.",
+            )
+            return attempt.after_failure(failure, claimed.attempts, route, self.clock())
+        session = await self._session(job.account_id)
+        try:
+            return await self._reconcile_then_send(claimed, job, route, content, known, session)
+        except MeliError as error:
+            if error.failure.kind is not FailureKind.AUTH:
+                raise
+            session = await self._session(job.account_id, refused_token=session.access_token)
+            return await self._reconcile_then_send(claimed, job, route, content, known, session)
+
+    async def _reconcile_then_send(
+        self,
+        claimed: ClaimedMessage,
+        job: DeliveryJob,
+        route: str,
+        content: bytes | None,
+        known: set[str],
+        session: Session,
+    ) -> Outcome:
+        if claimed.needs_reconcile:
+            found = await attempt.find_delivered(self.meli, session, job, known)
+            if found is not None:
+                return attempt.delivered(found, attempt.RECONCILE, found=True)
+        return attempt.delivered(await attempt.send(self.meli, session, job, route, content), route)
+
+    async def _session(self, account_id: int, refused_token: str | None = None) -> Session:
+        session = await session_for(
+            self.database, account_id, self.meli, self.clock(), refused_token=refused_token
+        )
+        if session is None:  # claims only take linked accounts; the link was removed meanwhile
+            raise MeliError(
+                DeliveryFailure(FailureKind.TRANSIENT, "account_not_linked", "The account is not linked.")
+            )
+        return session
+
+    async def _heartbeat(self) -> None:
+        async with self.database.transaction(write=True) as connection:
+            await outbox.heartbeat(connection, self.worker_id, self.clock())
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(
+            [*waiters, *self._in_flight], timeout=IDLE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,100 @@
+"""Delivery to Mercado Libre as pure decisions: how a failure is classified, when to retry.
+
+Every Mercado Libre error becomes a `DeliveryFailure` with a stable code and a kind that says
+what the worker must do next. The kinds keep "no response" apart from "error response": only an
+attempt that may have reached Mercado Libre (`UNKNOWN`) is reconciled before it is tried again.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+MAX_ATTEMPTS = 10
+BASE_DELAY_SECONDS = 1.0
+MAX_DELAY_SECONDS = 300.0
+
+
+class FailureKind(enum.Enum):
+    """What a failed attempt means for the next one."""
+
+    TRANSIENT = "transient"  # certainly not applied: try again later
+    UNKNOWN = "unknown"  # may have been applied: read the conversation before trying again
+    REROUTE = "reroute"  # the conversation is open: send through /messages instead of the action guide
+    AUTH = "auth"  # the access token was refused: refresh it and try again
+    PERMANENT = "permanent"  # Mercado Libre will never accept this message
+
+
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """A failed call to Mercado Libre, classified."""
+
+    kind: FailureKind
+    code: str
+    message: str
+    retry_after_seconds: float | None = None
+
+
+# (status, words in Mercado Libre's message or error) → (kind, our code). First match wins.
+_RULES: list[tuple[int, str, FailureKind, str]] = [
+    (403, "check blocked messages", FailureKind.REROUTE, "conversation_open"),
+    (403, "not allowed to execute the option", FailureKind.PERMANENT, "reason_cap_exhausted"),
+    (403, "mercado envíos full", FailureKind.PERMANENT, "fulfillment_not_delivered"),
+    (403, "mercado envios full", FailureKind.PERMANENT, "fulfillment_not_delivered"),
+    (403, "mediation", FailureKind.PERMANENT, "conversation_in_mediation"),
+    (403, "blocked", FailureKind.PERMANENT, "conversation_blocked"),
+    (403, "", FailureKind.PERMANENT, "marketplace_forbidden"),
+    (404, "option selected is not valid", FailureKind.PERMANENT, "reason_not_available"),
+    (400, "limit_exceeded", FailureKind.PERMANENT, "message_too_long"),
+    (400, "too long", FailureKind.PERMANENT, "message_too_long"),
+    (400, "text is invalid", FailureKind.PERMANENT, "message_too_long"),
+    (400, "not supported", FailureKind.PERMANENT, "unsupported_characters"),
+    (400, "template", FailureKind.PERMANENT, "template_invalid"),
+    (400, "before today", FailureKind.PERMANENT, "delivery_promise_expired"),
+    (409, "", FailureKind.TRANSIENT, "marketplace_locked"),
+    (422, "attachment", FailureKind.TRANSIENT, "attachment_expired"),
+    (429, "", FailureKind.TRANSIENT, "marketplace_rate_limited"),
+    (451, "", FailureKind.PERMANENT, "buyer_account_deactivated"),
+    (401, "", FailureKind.AUTH, "marketplace_unauthorized"),
+]
+
+
+def classify_response(
+    status: int, error_text: str, retry_after_seconds: float | None = None
+) -> DeliveryFailure:
+    """An error response from Mercado Libre; `error_text` is its message, error and cause, joined."""
+    lowered = error_text.lower()
+    for rule_status, words, kind, code in _RULES:
+        if status == rule_status and words in lowered:
+            return DeliveryFailure(kind, code, _describe(status, error_text), retry_after_seconds)
+    if status >= 500:
+        # A 5xx may come after the message was stored: the outcome is unknown.
+        return DeliveryFailure(FailureKind.UNKNOWN, "marketplace_unavailable", _describe(status, error_text))
+    return DeliveryFailure(FailureKind.PERMANENT, "marketplace_rejected", _describe(status, error_text))
+
+
+def no_response(reached_server: bool, detail: str) -> DeliveryFailure:
+    """A call that got no response: unknown outcome once the request may have left, else transient."""
+    if reached_server:
+        return DeliveryFailure(FailureKind.UNKNOWN, "marketplace_no_response", detail)
+    return DeliveryFailure(FailureKind.TRANSIENT, "marketplace_unreachable", detail)
+
+
+def retry_delay_seconds(attempts: int, failure: DeliveryFailure, jitter: float) -> float | None:
+    """Seconds until the next attempt, or None to give up.
+
+    Capped exponential backoff with jitter (`jitter` in [0, 1) spreads each delay over its upper
+    half); a Retry-After from Mercado Libre is a floor. Permanent failures are never retried.
+    """
+    if failure.kind is FailureKind.PERMANENT or attempts >= MAX_ATTEMPTS:
+        return None
+    backoff: float = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0 ** max(0, attempts - 1))
+    delay = backoff * (0.5 + jitter / 2)
+    if failure.retry_after_seconds is not None:
+        delay = max(delay, failure.retry_after_seconds)
+    return delay
+
+
+def _describe(status: int, error_text: str) -> str:
+    text = " ".join(error_text.split())
+    return f"Mercado Libre answered {status}: {text[:300]}" if text else f"Mercado Libre answered {status}."

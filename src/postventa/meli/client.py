@@ -1,0 +1,265 @@
+"""An async client of Mercado Libre's public API (httpx2), rate-limit aware, errors classified.
+
+Calls raise `MeliError` carrying a `DeliveryFailure`: an error response is classified by status and
+message; a call that got no response is "unknown" when the request may have reached Mercado Libre
+(so the caller reconciles before trying again) and "transient" when it certainly did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+import httpx2
+
+from postventa.domain.delivery import DeliveryFailure, FailureKind, classify_response, no_response
+from postventa.meli.models import (
+    MeliMessage,
+    MeliOrder,
+    MeliShipment,
+    TokenGrant,
+    parse_message,
+    parse_order,
+    parse_shipment,
+)
+
+DEFAULT_API_URL = "https://api.mercadolibre.com"
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 15.0
+PAGE_SIZE = 50
+POST_SALE = {"tag": "post_sale"}
+
+
+class MeliError(Exception):
+    """A call to Mercado Libre failed; `failure` says how."""
+
+    def __init__(self, failure: DeliveryFailure, status: int | None = None) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.status = status
+
+
+class RequestPacer:
+    """Keeps calls under a per-minute budget (Mercado Libre: 500 reads and 500 writes a minute)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.sent: deque[float] = deque()
+        self.lock = asyncio.Lock()
+
+    async def wait_turn(self) -> None:
+        """Return when one more call fits in the last minute."""
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= 60:
+                    self.sent.popleft()
+                if len(self.sent) < self.per_minute:
+                    self.sent.append(now)
+                    return
+                await asyncio.sleep(60 - (now - self.sent[0]))
+
+
+class MeliClient:
+    """One application's connection to Mercado Libre (or to the emulator, by base URL)."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_API_URL,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        reads_per_minute: int = 500,
+        writes_per_minute: int = 500,
+        read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
+    ) -> None:
+        self.http = httpx2.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=httpx2.Timeout(read_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS),
+            headers={"Accept": "application/json"},
+        )
+        self.reads = RequestPacer(reads_per_minute)
+        self.writes = RequestPacer(writes_per_minute)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self.http.aclose()
+
+    async def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenGrant:
+        """Exchange a refresh token for an access token and the next refresh token."""
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        }
+        data = await self._call("POST", "/oauth/token", data=form)
+        return TokenGrant(
+            access_token=str(data["access_token"]),
+            refresh_token=str(data.get("refresh_token") or refresh_token),
+            expires_in_seconds=int(data.get("expires_in") or 21600),
+            user_id=data.get("user_id"),
+        )
+
+    async def me(self, token: str) -> dict[str, Any]:
+        """The seller the token belongs to."""
+        return await self._call("GET", "/users/me", token=token)
+
+    async def send_action_guide_option(
+        self,
+        token: str,
+        pack: int,
+        option_id: str,
+        *,
+        template_id: str | None = None,
+        variables: list[dict[str, Any]] | None = None,
+        text: str | None = None,
+    ) -> MeliMessage:
+        """A first contact through the action guide: a template (with vars) or free text."""
+        body: dict[str, Any] = {"option_id": option_id}
+        if template_id is not None:
+            body["template_id"] = template_id
+        if variables is not None:
+            body["vars"] = variables
+        if text is not None:
+            body["text"] = text
+        path = f"/messages/action_guide/packs/{pack}/option"
+        return parse_message(await self._call("POST", path, token=token, params=POST_SALE, json=body))
+
+    async def send_message(
+        self, token: str, pack: int, seller_id: int, buyer_id: int, text: str, attachment_ids: list[str]
+    ) -> MeliMessage:
+        """A message in an open conversation (after the buyer wrote)."""
+        body: dict[str, Any] = {
+            "from": {"user_id": str(seller_id)},
+            "to": {"user_id": str(buyer_id)},
+            "text": text,
+        }
+        if attachment_ids:
+            body["attachments"] = attachment_ids
+        path = f"/messages/packs/{pack}/sellers/{seller_id}"
+        return parse_message(await self._call("POST", path, token=token, params=POST_SALE, json=body))
+
+    async def upload_attachment(
+        self, token: str, site_id: str, file_name: str, content: bytes, content_type: str
+    ) -> str:
+        """Upload a file for a later message; returns its attachment id."""
+        files = {"file": (file_name, content, content_type)}
+        params = {**POST_SALE, "site_id": site_id}
+        data = await self._call("POST", "/messages/attachments", token=token, params=params, files=files)
+        return str(data["id"])
+
+    async def conversation(self, token: str, pack: int, seller_id: int) -> list[MeliMessage]:
+        """Every message of a conversation, without marking them read."""
+        messages: list[MeliMessage] = []
+        offset = 0
+        while True:
+            params = {**POST_SALE, "mark_as_read": "false", "limit": PAGE_SIZE, "offset": offset}
+            data = await self._call(
+                "GET", f"/messages/packs/{pack}/sellers/{seller_id}", token=token, params=params
+            )
+            page = [parse_message(item) for item in data.get("messages") or [] if isinstance(item, dict)]
+            messages.extend(page)
+            total = int((data.get("paging") or {}).get("total") or 0)
+            offset += len(page)
+            if not page or offset >= total:
+                return messages
+
+    async def message(self, token: str, message_id: str) -> MeliMessage:
+        """One message by id (the resource of a `messages` notification)."""
+        headers = {"x-format-new": "true"}
+        data = await self._call(
+            "GET", f"/messages/{message_id}", token=token, params=POST_SALE, headers=headers
+        )
+        items = data.get("messages")
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            return parse_message(items[0])
+        return parse_message(data)
+
+    async def order(self, token: str, order_id: int) -> MeliOrder:
+        """One order."""
+        return parse_order(await self._call("GET", f"/orders/{order_id}", token=token))
+
+    async def search_orders(self, token: str, seller_id: int) -> list[MeliOrder]:
+        """Every order of the seller."""
+        orders: list[MeliOrder] = []
+        offset = 0
+        while True:
+            params = {"seller": seller_id, "offset": offset, "limit": PAGE_SIZE}
+            data = await self._call("GET", "/orders/search", token=token, params=params)
+            page = [parse_order(item) for item in data.get("results") or [] if isinstance(item, dict)]
+            orders.extend(page)
+            offset += len(page)
+            if not page or offset >= int((data.get("paging") or {}).get("total") or 0):
+                return orders
+
+    async def shipment(self, token: str, shipment_id: int) -> MeliShipment:
+        """A shipment in the new format, which carries the logistic type."""
+        data = await self._call(
+            "GET", f"/shipments/{shipment_id}", token=token, headers={"x-format-new": "true"}
+        )
+        return parse_shipment(data)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        **content: Any,
+    ) -> dict[str, Any]:
+        await (self.reads if method == "GET" else self.writes).wait_turn()
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = await self.http.request(method, path, params=params, headers=all_headers, **content)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as error:
+            raise MeliError(no_response(False, f"{type(error).__name__}: {error}")) from error
+        except httpx2.TransportError as error:
+            # The request may have left: for a write the outcome is unknown; a read is simply retried.
+            raise MeliError(no_response(method != "GET", f"{type(error).__name__}: {error}")) from error
+        if response.is_success:
+            return _json_object(response)
+        failure = classify_response(response.status_code, _error_text(response), _retry_after(response))
+        if method == "GET" and failure.kind is FailureKind.UNKNOWN:
+            failure = DeliveryFailure(FailureKind.TRANSIENT, failure.code, failure.message)
+        raise MeliError(failure, response.status_code)
+
+
+def _json_object(response: httpx2.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as error:
+        failure = DeliveryFailure(
+            FailureKind.UNKNOWN, "marketplace_bad_response", "Mercado Libre sent no JSON."
+        )
+        raise MeliError(failure, response.status_code) from error
+    if isinstance(data, list):
+        return {"items": data}
+    return data if isinstance(data, dict) else {}
+
+
+def _error_text(response: httpx2.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300]
+    if not isinstance(data, dict):
+        return str(data)[:300]
+    parts = [data.get(key) for key in ("message", "error", "code", "cause")]
+    return " ".join(str(part) for part in parts if part)
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,218 @@
+"""Accounts linked to Mercado Libre: linking, access tokens, and importing orders.
+
+These use cases talk to Mercado Libre through the client they are given and write through their
+own short transactions, never holding a database transaction open across a slow call except the
+token refresh, which must be serialised (refresh tokens rotate: two refreshes would lose one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from postventa.domain.delivery import FailureKind
+from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_found
+from postventa.domain.orders import MERCADOLIBRE, DeliveryWindow, LogisticType, status_from_mercadolibre
+from postventa.domain.sites import Site
+from postventa.meli.client import MeliClient, MeliError
+from postventa.meli.models import MeliOrder
+from postventa.services.order_input import validation_refusal
+from postventa.store import accounts as account_store
+from postventa.store import links as link_store
+from postventa.store.engine import Database
+from postventa.store.orders import Buyer, OrderData, upsert_order
+
+T = TypeVar("T")
+TOKEN_MARGIN_SECONDS = 120  # refresh this long before expiry, so no call carries a dying token
+
+
+class LinkIn(BaseModel):
+    """PUT /admin/accounts/{accountId}/mercadolibre."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    SellerId: int = Field(gt=0, lt=2**63)
+    SiteId: str
+    ClientId: str = Field(min_length=1, max_length=64)
+    ClientSecret: str = Field(min_length=1, max_length=512)
+    RefreshToken: str = Field(min_length=1, max_length=512)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A linked seller and a valid access token."""
+
+    link: link_store.MarketplaceLink
+    access_token: str
+
+
+async def link_account(
+    database: Database, account_id: int, payload: Any, meli: MeliClient, now: dt.datetime
+) -> None:
+    """Link an account to a seller, after checking the credentials with Mercado Libre."""
+    try:
+        body = LinkIn.model_validate(payload)
+    except ValidationError as error:
+        raise validation_refusal(error) from error
+    site = Site.parse(body.SiteId)
+    if site is None:
+        raise invalid("invalid_body", f"SiteId: unknown site '{body.SiteId}'.")
+    async with database.transaction() as connection:
+        if await account_store.get_account(connection, account_id) is None:
+            raise not_found("account_not_found", f"No account {account_id}.")
+    grant = await _marketplace_call(meli.refresh(body.ClientId, body.ClientSecret, body.RefreshToken))
+    me = await _marketplace_call(meli.me(grant.access_token))
+    if me.get("id") != body.SellerId:
+        raise invalid(
+            "seller_mismatch", f"The credentials belong to seller {me.get('id')}, not {body.SellerId}."
+        )
+    link = link_store.MarketplaceLink(
+        account_id=account_id,
+        seller_id=body.SellerId,
+        site=site,
+        client_id=body.ClientId,
+        client_secret=body.ClientSecret,
+        refresh_token=grant.refresh_token,
+        access_token=grant.access_token,
+        access_token_expires_at=now + dt.timedelta(seconds=grant.expires_in_seconds),
+    )
+    async with database.transaction(write=True) as connection:
+        await link_store.save_link(connection, link, now)
+
+
+async def session_for(
+    database: Database,
+    account_id: int,
+    meli: MeliClient,
+    now: dt.datetime,
+    *,
+    refused_token: str | None = None,
+) -> Session | None:
+    """The account's seller with an access token that is valid now; None when the account is not linked.
+
+    `refused_token` is a token Mercado Libre just answered 401 to: it is replaced even if not expired.
+    """
+    async with database.transaction() as connection:
+        link = await link_store.get_link(connection, account_id)
+    if link is None:
+        return None
+    if _usable(link, now, refused_token):
+        assert link.access_token is not None
+        return Session(link, link.access_token)
+    async with database.transaction(write=True) as connection:
+        link = await link_store.get_link(connection, account_id, for_update=True)
+        assert link is not None
+        if _usable(link, now, refused_token):  # another process refreshed it meanwhile
+            assert link.access_token is not None
+            return Session(link, link.access_token)
+        grant = await meli.refresh(link.client_id, link.client_secret, link.refresh_token)
+        expires_at = now + dt.timedelta(seconds=grant.expires_in_seconds)
+        await link_store.save_tokens(
+            connection,
+            account_id,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token,
+            expires_at=expires_at,
+            now=now,
+        )
+    fresh = replace(
+        link,
+        access_token=grant.access_token,
+        refresh_token=grant.refresh_token,
+        access_token_expires_at=expires_at,
+    )
+    return Session(fresh, grant.access_token)
+
+
+async def sync_orders(database: Database, account_id: int, meli: MeliClient, now: dt.datetime) -> int:
+    """Import every order of the linked seller (site, pack, status, logistic type, buyer, window)."""
+    session = await _linked_session(database, account_id, meli, now)
+
+    async def fetch() -> list[OrderData]:
+        found = await meli.search_orders(session.access_token, session.link.seller_id)
+        return [await _order_data(meli, session, order) for order in found]
+
+    imported = await _marketplace_call(fetch())
+    async with database.transaction(write=True) as connection:
+        for data in imported:
+            await upsert_order(connection, account_id, data, now)
+    return len(imported)
+
+
+async def sync_order(
+    database: Database, session: Session, meli: MeliClient, order_id: int, now: dt.datetime
+) -> None:
+    """Import one order (an `orders_v2` notification)."""
+    order = await meli.order(session.access_token, order_id)
+    data = await _order_data(meli, session, order)
+    async with database.transaction(write=True) as connection:
+        await upsert_order(connection, session.link.account_id, data, now)
+
+
+async def _linked_session(database: Database, account_id: int, meli: MeliClient, now: dt.datetime) -> Session:
+    session = await _marketplace_call(session_for(database, account_id, meli, now))
+    if session is None:
+        raise not_found("account_not_linked", f"Account {account_id} is not linked to Mercado Libre.")
+    return session
+
+
+async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> OrderData:
+    shipment = await meli.shipment(session.access_token, order.shipment_id) if order.shipment_id else None
+    window = None
+    if (
+        shipment
+        and shipment.delivery_date
+        and shipment.delivery_from_hour is not None
+        and shipment.delivery_to_hour
+    ):
+        window = DeliveryWindow(
+            shipment.delivery_date, shipment.delivery_from_hour, shipment.delivery_to_hour
+        )
+    logistic = (
+        LogisticType.from_mercadolibre(shipment.logistic_type)
+        if shipment and shipment.logistic_type
+        else None
+    )
+    return OrderData(
+        external_order_id=str(order.id),
+        pack_id=order.pack_id,
+        marketplace=MERCADOLIBRE,
+        site=Site.parse(order.site_id or "") or session.link.site,
+        status=status_from_mercadolibre(order.status, shipment.status if shipment else None),
+        logistic_type=logistic,
+        buyer=Buyer(
+            code=str(order.buyer_id) if order.buyer_id else None, nickname=order.buyer_nickname, name=None
+        ),
+        date_created=order.date_created or dt.datetime.now(dt.UTC),
+        delivery_window=window,
+    )
+
+
+def _usable(link: link_store.MarketplaceLink, now: dt.datetime, refused_token: str | None) -> bool:
+    if (
+        link.access_token is None
+        or link.access_token_expires_at is None
+        or link.access_token == refused_token
+    ):
+        return False
+    return link.access_token_expires_at - now > dt.timedelta(seconds=TOKEN_MARGIN_SECONDS)
+
+
+async def _marketplace_call(call: Awaitable[T]) -> T:
+    """Mercado Libre's refusals as the admin API's: bad credentials 400, anything else 502."""
+    try:
+        return await call
+    except MeliError as error:
+        failure = error.failure
+        if failure.kind in (FailureKind.AUTH, FailureKind.PERMANENT):
+            raise invalid(
+                "invalid_credentials", f"Mercado Libre refused the credentials: {failure.message}"
+            ) from error
+        raise PostventaError.of(
+            RefusalKind.UPSTREAM,
+            "marketplace_unavailable",
+            f"Mercado Libre could not be reached: {failure.message}",
+        ) from error

@@ -1,0 +1,304 @@
+"""The delivery outbox: claiming due messages with a lease, and recording each attempt's outcome.
+
+A claim is one statement. On PostgreSQL it skips rows other workers hold (`FOR UPDATE SKIP
+LOCKED`); on SQLite the write transaction already excludes other writers. A message whose lease
+expired (its worker died mid-attempt) is claimed again and marked for reconciliation, since that
+attempt may have reached Mercado Libre. Updates after a claim are fenced by the lease owner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postventa.domain.orders import DeliveryWindow
+from postventa.domain.reasons import Reason
+from postventa.store.tables import (
+    attachments,
+    delivery_attempts,
+    marketplace_links,
+    messages,
+    orders,
+    worker_heartbeats,
+)
+from postventa.store.upsert import upsert
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A message this worker now holds the lease of."""
+
+    id: int
+    attempts: int
+    needs_reconcile: bool
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Everything needed to deliver one message."""
+
+    message_id: int
+    account_id: int
+    conversation_id: int
+    conversation_sequence: int
+    reason: Reason
+    text: str
+    route: str | None
+    first_attempt_at: dt.datetime | None
+    order_external_id: str
+    pack_id: int | None
+    site_id: str | None
+    buyer_code: str | None
+    delivery_window: DeliveryWindow | None
+    attachment_id: int | None
+    attachment_file_name: str | None
+    attachment_extension: str | None
+
+    @property
+    def conversation_resource(self) -> int:
+        """The id Mercado Libre keys the conversation by: the pack, or the order when it has none."""
+        return self.pack_id if self.pack_id is not None else int(self.order_external_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, to record on the message and as an attempt row."""
+
+    status: str  # sent, moderated, queued (retry), failed
+    attempt_outcome: str  # sent, moderated, found, retry, failed
+    route: str
+    marketplace_message_id: str | None = None
+    moderation_reason: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    next_attempt_at: dt.datetime | None = None
+    needs_reconcile: bool = False
+    next_route: str | None = None
+
+
+def _due(now: dt.datetime) -> Any:
+    # Messages of accounts not linked to Mercado Libre wait in the queue until they are linked.
+    return and_(
+        messages.c.direction == "outbound",
+        messages.c.account_id.in_(select(marketplace_links.c.account_id)),
+        or_(
+            and_(messages.c.status == "queued", messages.c.next_attempt_at <= now),
+            and_(messages.c.status == "sending", messages.c.lease_expires_at < now),
+        ),
+    )
+
+
+async def claim_due_messages(
+    connection: AsyncConnection, worker: str, now: dt.datetime, *, limit: int, lease_seconds: float
+) -> list[ClaimedMessage]:
+    """Take up to `limit` due messages for this worker."""
+    candidates = (
+        select(messages.c.id)
+        .where(_due(now))
+        .order_by(messages.c.next_attempt_at, messages.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(messages)
+        .where(messages.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status="sending",
+            lease_owner=worker,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            attempts=messages.c.attempts + 1,
+            first_attempt_at=func.coalesce(messages.c.first_attempt_at, now),
+            # A claim of a message already "sending" takes it over from a worker that died mid-attempt.
+            needs_reconcile=case((messages.c.status == "sending", True), else_=messages.c.needs_reconcile),
+            status_changed_at=now,
+        )
+        .returning(messages.c.id, messages.c.attempts, messages.c.needs_reconcile)
+    )
+    rows = (await connection.execute(statement)).all()
+    return [ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile)) for row in rows]
+
+
+async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
+    """When the next queued message falls due (to sleep until then)."""
+    result = await connection.execute(
+        select(func.min(messages.c.next_attempt_at)).where(
+            messages.c.direction == "outbound", messages.c.status == "queued"
+        )
+    )
+    value = result.scalar_one_or_none()
+    return value if isinstance(value, dt.datetime) else None
+
+
+async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
+    """The message with its order and attachment name."""
+    row = (
+        await connection.execute(
+            select(
+                messages,
+                orders.c.external_order_id,
+                orders.c.pack_id,
+                orders.c.site_id,
+                orders.c.buyer_code,
+                orders.c.delivery_date,
+                orders.c.delivery_from_hour,
+                orders.c.delivery_to_hour,
+                attachments.c.name.label("attachment_name"),
+                attachments.c.extension.label("attachment_extension"),
+            )
+            .select_from(messages.join(orders, messages.c.order_id == orders.c.id).outerjoin(attachments))
+            .where(messages.c.id == message_id)
+        )
+    ).one()
+    window = (
+        DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
+        if row.delivery_date
+        else None
+    )
+    return DeliveryJob(
+        message_id=row.id,
+        account_id=row.account_id,
+        conversation_id=row.conversation_id,
+        conversation_sequence=row.conversation_sequence,
+        reason=Reason(row.reason),
+        text=row.text,
+        route=row.route,
+        first_attempt_at=row.first_attempt_at,
+        order_external_id=row.external_order_id,
+        pack_id=row.pack_id,
+        site_id=row.site_id,
+        buyer_code=row.buyer_code,
+        delivery_window=window,
+        attachment_id=row.attachment_id,
+        attachment_file_name=f"{row.attachment_name}.{row.attachment_extension}"
+        if row.attachment_id
+        else None,
+        attachment_extension=row.attachment_extension,
+    )
+
+
+async def buyer_wrote_before(connection: AsyncConnection, conversation_id: int, sequence: int) -> bool:
+    """Whether the buyer wrote in the conversation before this message: then it goes by /messages."""
+    result = await connection.execute(
+        select(messages.c.id)
+        .where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.direction == "inbound",
+            messages.c.conversation_sequence < sequence,
+        )
+        .limit(1)
+    )
+    return result.first() is not None
+
+
+async def known_marketplace_ids(connection: AsyncConnection, account_id: int) -> set[str]:
+    """Mercado Libre message ids already recorded for the account."""
+    rows = await connection.execute(
+        select(messages.c.marketplace_message_id).where(
+            messages.c.account_id == account_id, messages.c.marketplace_message_id.is_not(None)
+        )
+    )
+    return {str(value) for value in rows.scalars()}
+
+
+async def record_outcome(
+    connection: AsyncConnection,
+    message_id: int,
+    worker: str,
+    attempt: int,
+    outcome: Outcome,
+    started: dt.datetime,
+    now: dt.datetime,
+) -> bool:
+    """Record the attempt and its effect on the message; False when the lease was lost meanwhile."""
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "status_changed_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "needs_reconcile": outcome.needs_reconcile,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+    }
+    if outcome.status in ("sent", "moderated"):
+        values |= {
+            "sent_at": now,
+            "marketplace_message_id": outcome.marketplace_message_id,
+            "moderation_reason": outcome.moderation_reason,
+            "next_attempt_at": None,
+        }
+    elif outcome.status == "failed":
+        values |= {"failed_at": now, "next_attempt_at": None}
+    else:
+        values["next_attempt_at"] = outcome.next_attempt_at
+    if outcome.next_route is not None:
+        values["route"] = outcome.next_route
+    result = await connection.execute(
+        update(messages)
+        .where(messages.c.id == message_id, messages.c.lease_owner == worker, messages.c.status == "sending")
+        .values(**values)
+    )
+    await connection.execute(
+        insert(delivery_attempts).values(
+            message_id=message_id,
+            attempt=attempt,
+            worker=worker,
+            route=outcome.route,
+            started_at=started,
+            finished_at=now,
+            outcome=outcome.attempt_outcome if result.rowcount == 1 else "lease_lost",
+            error_code=outcome.error_code,
+            error_message=outcome.error_message,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def requeue(connection: AsyncConnection, now: dt.datetime, message_ids: list[int] | None = None) -> int:
+    """Put failed messages (all, or these) back in the queue; returns how many."""
+    conditions = [messages.c.status == "failed", messages.c.direction == "outbound"]
+    if message_ids is not None:
+        conditions.append(messages.c.id.in_(message_ids))
+    result = await connection.execute(
+        update(messages)
+        .where(*conditions)
+        .values(
+            status="queued",
+            status_changed_at=now,
+            next_attempt_at=now,
+            attempts=0,
+            failed_at=None,
+            error_code=None,
+            error_message=None,
+        )
+    )
+    return int(result.rowcount)
+
+
+async def count_by_status(connection: AsyncConnection) -> dict[str, int]:
+    """Outbound messages per status (queue depth)."""
+    rows = await connection.execute(
+        select(messages.c.status, func.count())
+        .where(messages.c.direction == "outbound")
+        .group_by(messages.c.status)
+    )
+    return {row[0]: int(row[1]) for row in rows}
+
+
+async def heartbeat(connection: AsyncConnection, worker: str, now: dt.datetime) -> None:
+    """Say this worker is alive."""
+    await upsert(connection, worker_heartbeats, {"worker_id": worker, "seen_at": now}, ["worker_id"])
+
+
+async def attempts_of(connection: AsyncConnection, message_id: int) -> list[dict[str, Any]]:
+    """The attempts of a message, oldest first."""
+    rows = await connection.execute(
+        select(delivery_attempts)
+        .where(delivery_attempts.c.message_id == message_id)
+        .order_by(delivery_attempts.c.id)
+    )
+    return [dict(row._mapping) for row in rows]

@@ -1,0 +1,165 @@
+"""End-to-end fixtures: the Mercado Libre emulator and postventa (with its worker), both over real TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+import uvicorn
+
+from postventa.emulator.app import create_emulator_app
+from postventa.store.engine import Database
+from tests.conftest import LiveServer, _free_port, admin_headers, make_settings
+
+
+class EmulatorServer:
+    """The emulator on a loopback port, in a thread."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_emulator_app(), host="127.0.0.1", port=self.port, access_log=False, log_config=None, log_level="critical"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> EmulatorServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postventa(database_url: str, database: Database, emulator: EmulatorServer) -> Iterator[LiveServer]:
+    """postventa with its in-process worker, delivering to the emulator with short timeouts."""
+    settings = make_settings(
+        database_url,
+        meli_api_url=emulator.url,
+        embedded_worker=True,
+        meli_timeout_seconds=1.0,
+        worker_lease_seconds=5.0,
+        poll_interval_seconds=2.0,
+        worker_concurrency=16,
+    )
+    with LiveServer(settings) as server:
+        yield server
+
+
+@dataclass
+class Seller:
+    """A Mercado Libre seller in the emulator, linked to a postventa account."""
+
+    seller_id: int
+    site_id: str
+    account_id: int
+    api_key: str
+
+    def credentials(self, **extra: Any) -> dict[str, Any]:
+        return {"API_KEY": self.api_key, "accountId": self.account_id, **extra}
+
+
+@dataclass
+class World:
+    """HTTP clients of both servers and helpers to drive them."""
+
+    api: httpx2.AsyncClient
+    meli: httpx2.AsyncClient
+    postventa_url: str
+
+    async def linked_seller(self, site_id: str = "MLA") -> Seller:
+        """A new emulator seller linked to a new postventa account, notifications pointed at postventa."""
+        await self.configure(NotifyUrl=f"{self.postventa_url}/webhooks/mercadolibre")
+        credentials = (await self.meli.post("/_emulator/sellers", json={"SiteId": site_id})).json()
+        account = (await self.api.post("/admin/accounts", json={"Name": "e2e"}, headers=admin_headers())).json()
+        key = (
+            await self.api.post("/admin/api-keys", json={"AccountIds": [account["Id"]]}, headers=admin_headers())
+        ).json()
+        link = {
+            "SellerId": credentials["SellerId"],
+            "SiteId": site_id,
+            "ClientId": credentials["ClientId"],
+            "ClientSecret": credentials["ClientSecret"],
+            "RefreshToken": credentials["RefreshToken"],
+        }
+        response = await self.api.put(f"/admin/accounts/{account['Id']}/mercadolibre", json=link, headers=admin_headers())
+        assert response.status_code == 200, response.text
+        return Seller(credentials["SellerId"], site_id, account["Id"], key["ApiKey"])
+
+    async def configure(self, **config: Any) -> None:
+        response = await self.meli.put("/_emulator/config", json=config)
+        assert response.status_code == 200, response.text
+
+    async def faults(self, faults: list[dict[str, Any]]) -> None:
+        response = await self.meli.put("/_emulator/faults", json={"Faults": faults})
+        assert response.status_code == 200, response.text
+
+    async def emulator_order(self, seller: Seller, **fields: Any) -> dict[str, Any]:
+        body = {"SellerId": seller.seller_id, "SiteId": seller.site_id, "LogisticType": "cross_docking", "Status": "paid"}
+        body.update(fields)
+        response = await self.meli.post("/_emulator/orders", json=body)
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json())
+
+    async def sync(self, seller: Seller) -> int:
+        response = await self.api.post(f"/admin/accounts/{seller.account_id}/mercadolibre/sync", headers=admin_headers())
+        assert response.status_code == 200, response.text
+        return int(response.json()["Imported"])
+
+    async def local_order_id(self, seller: Seller, external_order_id: int) -> int:
+        page = (await self.api.get("/v2/orders", params=seller.credentials(limit=1000))).json()
+        for order in page["Results"]:
+            if order["ExternalOrderId"] == str(external_order_id):
+                return int(order["Id"])
+        raise AssertionError(f"order {external_order_id} not imported")
+
+    async def conversation(self, seller: Seller, order_id: int) -> list[dict[str, Any]]:
+        response = await self.api.get(f"/v2/orders/{order_id}/messages", params=seller.credentials())
+        return list(response.json()["Results"])
+
+    async def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        return list((await self.meli.get("/_emulator/journal", params={"since": since})).json()["Entries"])
+
+    async def journal_mark(self) -> int:
+        entries = await self.journal()
+        return int(entries[-1]["Seq"]) if entries else 0
+
+
+@pytest.fixture
+async def world(postventa: LiveServer, emulator: EmulatorServer) -> AsyncIterator[World]:
+    limits = httpx2.Limits(max_connections=100)
+    async with (
+        httpx2.AsyncClient(base_url=postventa.url, timeout=30, limits=limits) as api,
+        httpx2.AsyncClient(base_url=emulator.url, timeout=30) as meli,
+    ):
+        yield World(api, meli, postventa.url)
+        await meli.put("/_emulator/faults", json={"Faults": []})
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, every: float = 0.1) -> None:
+    """Poll until `check` is true, or fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(every)
