@@ -25,7 +25,12 @@ class EmulatorServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_emulator_app(), host="127.0.0.1", port=self.port, access_log=False, log_config=None, log_level="critical"
+            create_emulator_app(),
+            host="127.0.0.1",
+            port=self.port,
+            access_log=False,
+            log_config=None,
+            log_level="critical",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -91,9 +96,13 @@ class World:
         """A new emulator seller linked to a new postventa account, notifications pointed at postventa."""
         await self.configure(NotifyUrl=f"{self.postventa_url}/webhooks/mercadolibre")
         credentials = (await self.meli.post("/_emulator/sellers", json={"SiteId": site_id})).json()
-        account = (await self.api.post("/admin/accounts", json={"Name": "e2e"}, headers=admin_headers())).json()
+        account = (
+            await self.api.post("/admin/accounts", json={"Name": "e2e"}, headers=admin_headers())
+        ).json()
         key = (
-            await self.api.post("/admin/api-keys", json={"AccountIds": [account["Id"]]}, headers=admin_headers())
+            await self.api.post(
+                "/admin/api-keys", json={"AccountIds": [account["Id"]]}, headers=admin_headers()
+            )
         ).json()
         link = {
             "SellerId": credentials["SellerId"],
@@ -102,7 +111,9 @@ class World:
             "ClientSecret": credentials["ClientSecret"],
             "RefreshToken": credentials["RefreshToken"],
         }
-        response = await self.api.put(f"/admin/accounts/{account['Id']}/mercadolibre", json=link, headers=admin_headers())
+        response = await self.api.put(
+            f"/admin/accounts/{account['Id']}/mercadolibre", json=link, headers=admin_headers()
+        )
         assert response.status_code == 200, response.text
         return Seller(credentials["SellerId"], site_id, account["Id"], key["ApiKey"])
 
@@ -115,14 +126,21 @@ class World:
         assert response.status_code == 200, response.text
 
     async def emulator_order(self, seller: Seller, **fields: Any) -> dict[str, Any]:
-        body = {"SellerId": seller.seller_id, "SiteId": seller.site_id, "LogisticType": "cross_docking", "Status": "paid"}
+        body = {
+            "SellerId": seller.seller_id,
+            "SiteId": seller.site_id,
+            "LogisticType": "cross_docking",
+            "Status": "paid",
+        }
         body.update(fields)
         response = await self.meli.post("/_emulator/orders", json=body)
         assert response.status_code in (200, 201), response.text
         return dict(response.json())
 
     async def sync(self, seller: Seller) -> int:
-        response = await self.api.post(f"/admin/accounts/{seller.account_id}/mercadolibre/sync", headers=admin_headers())
+        response = await self.api.post(
+            f"/admin/accounts/{seller.account_id}/mercadolibre/sync", headers=admin_headers()
+        )
         assert response.status_code == 200, response.text
         return int(response.json()["Imported"])
 
@@ -156,7 +174,9 @@ async def world(postventa: LiveServer, emulator: EmulatorServer) -> AsyncIterato
         await meli.put("/_emulator/faults", json={"Faults": []})
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, every: float = 0.1) -> None:
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, every: float = 0.1
+) -> None:
     """Poll until `check` is true, or fail after `timeout` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():

@@ -86,7 +86,8 @@ async def run_crashes(
     await world.faults([{"Route": "*", "Kind": "delay", "DelaySeconds": 0.15, "Rate": 1.0}])
     for order_id in order_ids:
         response = await world.api.post(
-            f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message=f"Hola {order_id}")
+            f"/v2/orders/{order_id}/messages",
+            params=seller.credentials(messageOptions=4, message=f"Hola {order_id}"),
         )
         assert response.status_code == 200, response.text
     environment = worker_environment(database_url, emulator_url)

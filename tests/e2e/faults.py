@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter, defaultdict
+from itertools import pairwise
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,9 @@ class FaultRunResult:
 
 def is_send(entry: dict[str, Any]) -> bool:
     path = entry["Path"]
-    return entry["Method"] == "POST" and (path.endswith("/option") or ("/messages/packs/" in path and "/sellers/" in path))
+    return entry["Method"] == "POST" and (
+        path.endswith("/option") or ("/messages/packs/" in path and "/sellers/" in path)
+    )
 
 
 def conversation_of(path: str) -> int:
@@ -56,7 +59,9 @@ def conversation_of(path: str) -> int:
     return int(parts[parts.index("packs") + 1])
 
 
-async def run_faults(world: World, kind: str, messages: int, *, rate: float = 0.2, timeout: float = 120.0) -> FaultRunResult:
+async def run_faults(
+    world: World, kind: str, messages: int, *, rate: float = 0.2, timeout: float = 120.0
+) -> FaultRunResult:
     """Queue `messages` sends on distinct orders under one fault kind; wait until all settle."""
     seller = await world.linked_seller("MLA")
     created = [await world.emulator_order(seller) for _ in range(messages)]
@@ -69,7 +74,8 @@ async def run_faults(world: World, kind: str, messages: int, *, rate: float = 0.
 
     async def send(order_id: int) -> None:
         response = await world.api.post(
-            f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message=f"Hola {order_id}")
+            f"/v2/orders/{order_id}/messages",
+            params=seller.credentials(messageOptions=4, message=f"Hola {order_id}"),
         )
         assert response.status_code == 200, response.text
 
@@ -105,7 +111,7 @@ def _retry_after_violations(sends: list[dict[str, Any]], retry_after: float | No
         by_conversation[conversation_of(entry["Path"])].append(entry)
     violations = 0
     for entries in by_conversation.values():
-        for before, after in zip(entries, entries[1:], strict=False):
+        for before, after in pairwise(entries):
             if before["Fault"] == "429" and before["Status"] == 429:
                 gap = dt.datetime.fromisoformat(after["At"]) - dt.datetime.fromisoformat(before["At"])
                 if gap.total_seconds() < retry_after - 0.05:

@@ -21,7 +21,9 @@ KILLS = scale("POSTVENTA_CRASH_KILLS", 5)  # scripts/crash_run uses 12
 
 
 @pytest.fixture
-async def isolated_world(database_url: str, emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[tuple[World, str]]:
+async def isolated_world(
+    database_url: str, emulator: EmulatorServer, tmp_path: Path
+) -> AsyncIterator[tuple[World, str]]:
     """A database of its own (no other worker may claim its messages) and an API that runs no worker."""
     name = f"postventa_crash_{uuid.uuid4().hex[:10]}"
     if database_url.startswith("sqlite"):
@@ -49,7 +51,9 @@ async def test_killed_workers_deliver_every_message_exactly_once(
     isolated_world: tuple[World, str], emulator: EmulatorServer
 ):
     world, url = isolated_world
-    result = await run_crashes(world, url, emulator.url, messages=MESSAGES, kills=KILLS, timeout=max(180.0, MESSAGES))
+    result = await run_crashes(
+        world, url, emulator.url, messages=MESSAGES, kills=KILLS, timeout=max(180.0, MESSAGES)
+    )
     report(
         {
             "run": "crash",

@@ -15,7 +15,10 @@ def sends(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entry
         for entry in entries
         if entry["Method"] == "POST"
-        and (entry["Path"].endswith("/option") or ("/messages/packs/" in entry["Path"] and "/sellers/" in entry["Path"]))
+        and (
+            entry["Path"].endswith("/option")
+            or ("/messages/packs/" in entry["Path"] and "/sellers/" in entry["Path"])
+        )
     ]
 
 
@@ -33,7 +36,8 @@ async def test_send_reply_and_attachment_reach_mercadolibre_exactly_once(world: 
     mark = await world.journal_mark()
 
     sent = await world.api.post(
-        f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message="Hola, gracias por tu compra")
+        f"/v2/orders/{order_id}/messages",
+        params=seller.credentials(messageOptions=4, message="Hola, gracias por tu compra"),
     )
     assert sent.status_code == 200, sent.text
 
@@ -52,7 +56,9 @@ async def test_send_reply_and_attachment_reach_mercadolibre_exactly_once(world: 
         f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message="¿Y?")
     )
     assert blocked.status_code == 409
-    reply = await world.meli.post(f"/_emulator/packs/{conversation_id}/buyer-messages", json={"Text": "¡Gracias!"})
+    reply = await world.meli.post(
+        f"/_emulator/packs/{conversation_id}/buyer-messages", json={"Text": "¡Gracias!"}
+    )
     assert reply.status_code in (200, 201), reply.text
 
     async def reply_recorded() -> bool:
@@ -62,7 +68,11 @@ async def test_send_reply_and_attachment_reach_mercadolibre_exactly_once(world: 
     mark = await world.journal_mark()
     with_file = await world.api.post(
         f"/v2/orders/{order_id}/messages",
-        data={**{k: str(v) for k, v in seller.credentials().items()}, "messageOptions": "4", "message": "Tu factura"},
+        data={
+            **{k: str(v) for k, v in seller.credentials().items()},
+            "messageOptions": "4",
+            "message": "Tu factura",
+        },
         files={"file": ("factura.pdf", PDF, "application/pdf")},
     )
     assert with_file.status_code == 200, with_file.text
@@ -88,7 +98,9 @@ async def test_template_reason_goes_by_the_action_guide_with_its_template(world:
     order_id = await world.local_order_id(seller, created["OrderId"])
     mark = await world.journal_mark()
 
-    sent = await world.api.post(f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=1))
+    sent = await world.api.post(
+        f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=1)
+    )
     assert sent.status_code == 200
 
     async def is_sent() -> bool:
@@ -149,7 +161,11 @@ async def test_permanent_refusal_ends_failed_with_code_and_message(world: World)
 
 async def test_orders_v2_notification_imports_a_new_order(world: World):
     seller = await world.linked_seller("MLB")
-    created = await world.emulator_order(seller, LogisticType="self_service", DeliveryWindow={"Date": "2030-01-02", "FromHour": 9, "ToHour": 18})
+    created = await world.emulator_order(
+        seller,
+        LogisticType="self_service",
+        DeliveryWindow={"Date": "2030-01-02", "FromHour": 9, "ToHour": 18},
+    )
 
     async def imported() -> bool:
         page = (await world.api.get("/v2/orders", params=seller.credentials())).json()

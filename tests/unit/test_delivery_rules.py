@@ -33,12 +33,18 @@ NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
             FailureKind.REROUTE,
             "conversation_open",
         ),
-        (403, "You are not allowed to execute the option OTHER again", FailureKind.PERMANENT, "reason_cap_exhausted"),
+        (
+            403,
+            "You are not allowed to execute the option OTHER again",
+            FailureKind.PERMANENT,
+            "reason_cap_exhausted",
+        ),
         (403, "The conversation is blocked forbidden", FailureKind.PERMANENT, "conversation_blocked"),
         (403, "blocked_conversation_send_message_forbidden", FailureKind.PERMANENT, "conversation_blocked"),
         (
             403,
-            "You can not send the message because the purchase is Mercado Envíos Full and has not been yet delivered",
+            "You can not send the message because the purchase is Mercado Envíos Full and has not been "
+            "yet delivered",
             FailureKind.PERMANENT,
             "fulfillment_not_delivered",
         ),
@@ -103,7 +109,9 @@ def test_rate_limited_retry_waits_for_retry_after_without_reconciling():
 
 
 def test_open_conversation_reroutes_to_messages_at_once():
-    failure = classify_response(403, "This package has the conversation blocked, please check blocked messages")
+    failure = classify_response(
+        403, "This package has the conversation blocked, please check blocked messages"
+    )
     outcome = after_failure(failure, 1, "action_guide", NOW)
 
     assert (outcome.status, outcome.next_route, outcome.next_attempt_at) == ("queued", MESSAGES, NOW)
@@ -118,6 +126,11 @@ def test_permanent_failure_fails_with_the_marketplace_code_and_message():
 
 
 def test_giving_up_on_a_transient_failure_says_so():
-    outcome = after_failure(DeliveryFailure(FailureKind.TRANSIENT, "marketplace_unreachable", "refused"), MAX_ATTEMPTS, "messages", NOW)
+    outcome = after_failure(
+        DeliveryFailure(FailureKind.TRANSIENT, "marketplace_unreachable", "refused"),
+        MAX_ATTEMPTS,
+        "messages",
+        NOW,
+    )
 
     assert (outcome.status, outcome.error_code) == ("failed", "delivery_retries_exhausted")

@@ -16,7 +16,14 @@ async def authorize_request(
     """The account the request acts on; refuses with the first failing check of 1–4."""
     async with context.database.transaction() as connection:
         grant = await authenticate(connection, parameters.text(API_KEY), context.settings.api_key_pepper)
-    account_id = authorize_account(grant, parameters.raw(ACCOUNT_ID))
+    try:
+        account_id = authorize_account(grant, parameters.raw(ACCOUNT_ID))
+    except PostventaError:
+        # Checks 2 and 3 come before the count, but the key is known: say where it stands.
+        request.state.response_headers = (
+            await context.rate_limiter.peek(grant.api_key_id, endpoint_class)
+        ).headers()
+        raise
     state = await context.rate_limiter.hit(grant.api_key_id, endpoint_class)
     request.state.response_headers = state.headers()
     if not state.allowed:

@@ -65,8 +65,16 @@ class RateLimiter:
     async def hit(self, api_key_id: int, endpoint_class: str) -> RateLimitState:
         """Count one request; a refused one is not counted and must do nothing else."""
         item = self.limits[endpoint_class]
-        identifier = str(api_key_id)
-        allowed = await self.strategy.hit(item, identifier)
+        allowed = await self.strategy.hit(item, str(api_key_id))
+        return await self._state(item, str(api_key_id), allowed)
+
+    async def peek(self, api_key_id: int, endpoint_class: str) -> RateLimitState:
+        """Where the key stands, without counting (for a request refused before check 4)."""
+        item = self.limits[endpoint_class]
+        stats = await self.strategy.get_window_stats(item, str(api_key_id))
+        return await self._state(item, str(api_key_id), stats.remaining > 0)
+
+    async def _state(self, item: RateLimitItem, identifier: str, allowed: bool) -> RateLimitState:
         stats = await self.strategy.get_window_stats(item, identifier)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return RateLimitState(

@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -30,6 +31,13 @@ IDLE_WAIT_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 
 log = structlog.get_logger("postventa.worker")
+
+
+@dataclass
+class _Progress:
+    """How far an attempt got: whether it read the conversation to reconcile."""
+
+    reconciled: bool = False
 
 
 def utc_now() -> dt.datetime:
@@ -115,9 +123,10 @@ class DeliveryWorker:
         """One attempt of one message, recorded whatever happens."""
         started = self.clock()
         route = attempt.ACTION_GUIDE
+        progress = _Progress()
         try:
             job, route, content, known = await self._prepare(claimed)
-            outcome = await self._attempt(claimed, job, route, content, known)
+            outcome = await self._attempt(claimed, job, route, content, known, progress)
         except MeliError as error:
             outcome = attempt.after_failure(error.failure, claimed.attempts, route, self.clock())
         except Exception as error:  # a bug must not lose the message: retry it, reconciling first
@@ -126,6 +135,9 @@ class DeliveryWorker:
                 FailureKind.UNKNOWN, "internal_error", f"{type(error).__name__}: {error}"
             )
             outcome = attempt.after_failure(failure, claimed.attempts, route, self.clock())
+        if outcome.status == "queued" and claimed.needs_reconcile and not progress.reconciled:
+            # The conversation could not be read: an earlier attempt may still have reached Mercado Libre.
+            outcome = replace(outcome, needs_reconcile=True)
         async with self.database.transaction(write=True) as connection:
             kept = await outbox.record_outcome(
                 connection, claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
@@ -155,7 +167,13 @@ class DeliveryWorker:
         return job, attempt.MESSAGES if via_messages else attempt.ACTION_GUIDE, content, known
 
     async def _attempt(
-        self, claimed: ClaimedMessage, job: DeliveryJob, route: str, content: bytes | None, known: set[str]
+        self,
+        claimed: ClaimedMessage,
+        job: DeliveryJob,
+        route: str,
+        content: bytes | None,
+        known: set[str],
+        progress: _Progress,
     ) -> Outcome:
         if job.pack_id is None and not job.order_external_id.isdigit():
             failure = DeliveryFailure(
@@ -166,12 +184,12 @@ class DeliveryWorker:
             return attempt.after_failure(failure, claimed.attempts, route, self.clock())
         session = await self._session(job.account_id)
         try:
-            return await self._reconcile_then_send(claimed, job, route, content, known, session)
+            return await self._reconcile_then_send(claimed, job, route, content, known, session, progress)
         except MeliError as error:
             if error.failure.kind is not FailureKind.AUTH:
                 raise
             session = await self._session(job.account_id, refused_token=session.access_token)
-            return await self._reconcile_then_send(claimed, job, route, content, known, session)
+            return await self._reconcile_then_send(claimed, job, route, content, known, session, progress)
 
     async def _reconcile_then_send(
         self,
@@ -181,9 +199,11 @@ class DeliveryWorker:
         content: bytes | None,
         known: set[str],
         session: Session,
+        progress: _Progress,
     ) -> Outcome:
-        if claimed.needs_reconcile:
+        if claimed.needs_reconcile and not progress.reconciled:
             found = await attempt.find_delivered(self.meli, session, job, known)
+            progress.reconciled = True
             if found is not None:
                 return attempt.delivered(found, attempt.RECONCILE, found=True)
         return attempt.delivered(await attempt.send(self.meli, session, job, route, content), route)

@@ -67,7 +67,7 @@ def normalize_extension(raw: str) -> str:
 def split_file_name(file_name: str) -> tuple[str, str]:
     """A multipart filename "factura.PDF" → ("factura", "PDF"); no extension → refused."""
     stem, dot, extension = file_name.strip().rpartition(".")
-    if not dot or not stem:
+    if not dot or not stem or not extension.strip():
         raise invalid(
             "attachment_extension_missing",
             f"The uploaded file '{file_name}' has no extension; use pdf, jpg, jpeg, png or txt.",

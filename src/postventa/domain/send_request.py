@@ -108,6 +108,7 @@ def _base64_attachment(parameters: Parameters, max_bytes: int) -> Attachment:
     if raw_extension is None:
         raise invalid("attachment_extension_missing", "'documentExtension' is required with 'fileBase64'.")
     extension = normalize_extension(raw_extension)
+    name = name.strip()
     if name.lower().endswith(f".{extension}"):
         name = name[: -len(extension) - 1]  # "factura.pdf" with extension "pdf" is "factura"
     content = decode_base64(parameters.text(FILE_BASE64) or "")

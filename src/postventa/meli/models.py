@@ -142,6 +142,20 @@ def parse_shipment(data: dict[str, Any]) -> MeliShipment:
         status=str(data.get("status") or ""),
         logistic_type=_dict(data.get("logistic")).get("type"),
         delivery_date=when.date() if when else None,
-        delivery_from_hour=_int(frame.get("from")),
-        delivery_to_hour=_int(frame.get("to")),
+        delivery_from_hour=_hour(frame.get("from"), end=False),
+        delivery_to_hour=_hour(frame.get("to"), end=True),
     )
+
+
+def _hour(value: Any, *, end: bool) -> int | None:
+    """A time frame bound: an hour (9) or a local timestamp ("2026-11-28T09:00:00-03:00").
+
+    An end at midnight is the end of the day (24).
+    """
+    hour = _int(value)
+    if hour is not None:
+        return hour
+    moment = parse_time(value)
+    if moment is None:
+        return None
+    return 24 if end and moment.hour == 0 and moment.minute == 0 else moment.hour

@@ -1,0 +1,37 @@
+"""Moderation of seller texts: personal data and short links (research §2.4).
+
+Mercado Libre stores a rejected message with status `moderated`; the reason says why.
+"""
+
+from __future__ import annotations
+
+import re
+
+PERSONAL_DATA = "PERSONAL_DATA"
+LINK_SHORT_URL = "LINK_SHORT_URL"
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Eight or more digits, possibly split by spaces, dots, dashes or parentheses: a phone number.
+_PHONE = re.compile(r"\d(?:[\s.()\-]*\d){7,}")
+# Dates are not phone numbers: 2026-06-10, 10.06.2026, 10-06-26.
+_DATE = re.compile(r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})\b")
+# Bitly, Bl.ink, Polr, Rebrandly, T2M, TinyURL, URL Shortener by Zapier, Yourls.
+_SHORT_LINK = re.compile(
+    r"(?<![\w.-])(?:https?://)?(?:www\.)?"
+    r"(?:bit\.ly|bitly\.is|tinyurl\.com|t2m\.io|rebrand\.ly|bl\.ink|zpr\.io"
+    r"|(?:[\w-]+\.)*(?:polr|yourls)(?:\.[\w-]+)+)"
+    r"(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def moderation_reason(text: str) -> str | None:
+    """Why moderation rejects this text, or None when it is clean.
+
+    Short links are looked for first, so a link with a long number in it is reported as a link.
+    """
+    if _SHORT_LINK.search(text):
+        return LINK_SHORT_URL
+    if _EMAIL.search(text) or _PHONE.search(_DATE.sub(" ", text)):
+        return PERSONAL_DATA
+    return None

@@ -1,0 +1,115 @@
+"""The outbox claim: each due message to one worker, leases that expire, only linked accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from postventa.domain.sites import Site
+from postventa.store import outbox
+from postventa.store.links import MarketplaceLink, save_link
+from postventa.store.tables import messages
+from sqlalchemy import select
+from tests.factories import make_order, make_tenant
+
+SELLERS = iter(range(900_000_000, 999_999_999))
+
+
+async def queued_messages(client, database, count: int, *, link: bool = True):
+    tenant = await make_tenant(database)
+    if link:
+        now = dt.datetime.now(dt.UTC)
+        async with database.transaction(write=True) as connection:
+            await save_link(
+                connection,
+                MarketplaceLink(
+                    tenant.account_id, next(SELLERS), Site.MLA, "app", "secret", "refresh", None, None
+                ),
+                now,
+            )
+    ids = []
+    for _ in range(count):
+        order_id = await make_order(database, tenant, ExternalOrderId=str(next(SELLERS)))
+        response = await client.post(
+            f"/v2/orders/{order_id}/messages", params=tenant.credentials(messageOptions=4, message="Hola")
+        )
+        assert response.status_code == 200
+        ids.append(int(response.json()))
+    return ids
+
+
+async def claim(database, worker: str, *, at: dt.datetime, limit: int = 5, lease: float = 30.0):
+    async with database.transaction(write=True) as connection:
+        return await outbox.claim_due_messages(connection, worker, at, limit=limit, lease_seconds=lease)
+
+
+async def test_concurrent_claimers_never_share_a_message(client, database):
+    ids = set(await queued_messages(client, database, 30))
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    claimed: dict[str, list[int]] = {f"w{n}": [] for n in range(4)}
+
+    async def claimer(name: str) -> None:
+        while True:
+            batch = [
+                message.id for message in await claim(database, name, at=now, limit=3) if message.id in ids
+            ]
+            if not batch:
+                return
+            claimed[name].extend(batch)
+
+    await asyncio.gather(*(claimer(name) for name in claimed))
+
+    everything = [message_id for batch in claimed.values() for message_id in batch]
+    assert sorted(everything) == sorted(ids)  # each message once, none left behind
+
+
+async def test_an_expired_lease_is_claimed_again_for_reconciliation(client, database):
+    [message_id] = await queued_messages(client, database, 1)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    first = [m for m in await claim(database, "dead-worker", at=now, limit=100) if m.id == message_id]
+    assert first
+    assert not first[0].needs_reconcile
+
+    still_leased = [
+        m
+        for m in await claim(database, "other", at=now + dt.timedelta(seconds=10), limit=100)
+        if m.id == message_id
+    ]
+    assert still_leased == []
+    taken_over = [
+        m
+        for m in await claim(database, "other", at=now + dt.timedelta(seconds=31), limit=100)
+        if m.id == message_id
+    ]
+
+    assert len(taken_over) == 1
+    assert taken_over[0].needs_reconcile
+    assert taken_over[0].attempts == 2
+
+
+async def test_a_lost_lease_cannot_overwrite_the_new_owner(client, database):
+    [message_id] = await queued_messages(client, database, 1)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    await claim(database, "slow", at=now, limit=100)
+    await claim(database, "fast", at=now + dt.timedelta(seconds=31), limit=100)
+    late = outbox.Outcome(
+        status="sent", attempt_outcome="sent", route="action_guide", marketplace_message_id="abc"
+    )
+
+    async with database.transaction(write=True) as connection:
+        kept = await outbox.record_outcome(connection, message_id, "slow", 1, late, now, now)
+        status = (
+            await connection.execute(select(messages.c.status).where(messages.c.id == message_id))
+        ).scalar_one()
+
+    assert not kept
+    assert status == "sending"
+
+
+async def test_messages_of_unlinked_accounts_wait_in_the_queue(client, database):
+    ids = set(await queued_messages(client, database, 2, link=False))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+
+    claimed = {message.id for message in await claim(database, "w", at=later, limit=1000)}
+
+    assert not ids & claimed
