@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter, defaultdict
-from itertools import pairwise
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from tests.e2e.conftest import World, wait_for

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from sqlalchemy import select
+
 from postventa.domain.sites import Site
 from postventa.store import outbox
 from postventa.store.links import MarketplaceLink, save_link
 from postventa.store.tables import messages
-from sqlalchemy import select
 from tests.factories import make_order, make_tenant
 
 SELLERS = iter(range(900_000_000, 999_999_999))
