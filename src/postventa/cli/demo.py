@@ -1,7 +1,8 @@
-"""`postventa demo`: a fresh embedded database with orders that show every rule, then the server.
+"""`postventa demo`: the whole loop on one machine — postventa, its worker, and the Mercado Libre emulator.
 
-Each demo order demonstrates a row of the reasons table or a precondition; the table printed at
-start says which, with a curl that works as printed.
+A fresh embedded database; one emulator seller per site, each linked to a demo account; orders made
+in the emulator and synced from it, covering every row of the reasons table and every precondition;
+one API key for all the accounts; a buyer who answers a few seconds after each message.
 """
 
 from __future__ import annotations
@@ -15,195 +16,282 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx2
+import uvicorn
 from rich.table import Table
 
 from postventa.api.app import create_app
-from postventa.api.server import run_server
+from postventa.api.server import JsonErrorHttpToolsProtocol
 from postventa.cli.runtime import console
 from postventa.config import Settings
+from postventa.emulator.app import create_emulator_app
+from postventa.emulator.config import EmulatorConfig
 from postventa.logs import configure_logging
+from postventa.meli.client import MeliClient
 from postventa.services import admin
+from postventa.services.marketplace import link_account, sync_orders
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
+from postventa.store.orders import OrderFilter, list_orders
 
 DEMO_DATABASE = Path("var") / "demo.db"
+BUYER_REPLY_SECONDS = 5.0
+DEMO_PACK = 2000000001
 
 
 @dataclass(frozen=True)
 class DemoOrder:
-    """An order to seed and what it shows."""
+    """An order to create in the emulator, and what it shows."""
 
-    external_id: str
+    site: str
     fields: dict[str, Any]
     shows: str
 
 
-def demo_orders(today_ar: dt.date) -> list[DemoOrder]:
+def demo_orders(today: dt.date) -> list[DemoOrder]:
     """Orders covering every row of the reasons table and every precondition."""
-    tomorrow, in_three_days, yesterday = (today_ar + dt.timedelta(days=days) for days in (1, 3, -1))
 
-    def window(day: dt.date) -> dict[str, Any]:
-        return {"Date": day.isoformat(), "FromHour": 9, "ToHour": 18}
+    def window(days: int) -> dict[str, Any]:
+        return {"Date": (today + dt.timedelta(days=days)).isoformat(), "FromHour": 9, "ToHour": 18}
 
     return [
         DemoOrder(
-            "D-1001",
-            {"SiteId": "MLA", "LogisticType": "cross_docking"},
-            "AR cross docking: REQUEST_VARIANTS (es), REQUEST_BILLING_INFO (AR), OTHER",
+            "MLA",
+            {"LogisticType": "cross_docking"},
+            "AR cross docking: REQUEST_VARIANTS, billing (DNI), OTHER",
         ),
         DemoOrder(
-            "D-1002",
-            {"SiteId": "MLB", "LogisticType": "drop_off"},
-            "BR drop off: REQUEST_VARIANTS in Portuguese; billing not available in Brazil (412)",
+            "MLB",
+            {"LogisticType": "drop_off"},
+            "BR drop off: REQUEST_VARIANTS in Portuguese; no billing (412)",
         ),
         DemoOrder(
-            "D-1003",
-            {"SiteId": "MLM", "LogisticType": "custom"},
-            "MX: SEND_INVOICE_LINK, REQUEST_BILLING_INFO (RFC); variants refused for custom (412)",
+            "MLM",
+            {"LogisticType": "custom"},
+            "MX: SEND_INVOICE_LINK, billing (RFC); variants need cross docking",
         ),
         DemoOrder(
-            "D-1004",
-            {"SiteId": "MCO", "LogisticType": "cross_docking"},
-            "CO: REQUEST_VARIANTS, REQUEST_BILLING_INFO with the Colombian fields",
+            "MCO",
+            {"LogisticType": "xd_drop_off"},
+            "CO drop off: REQUEST_VARIANTS, billing with Colombian fields",
         ),
         DemoOrder(
-            "D-1005",
-            {"SiteId": "MLU", "LogisticType": "default"},
-            "UY me1: REQUEST_BILLING_INFO (Cédula); variants refused for me1 (412)",
+            "MLU",
+            {"LogisticType": "default"},
+            "UY me1: billing (Cédula); REQUEST_VARIANTS refused for me1 (412)",
         ),
         DemoOrder(
-            "D-1006",
-            {"SiteId": "MLC", "LogisticType": "self_service", "EstimatedDelivery": window(tomorrow)},
-            "CL flex with a window tomorrow: DELIVERY_PROMISE ('mañana'); billing not in Chile (412)",
+            "MLC",
+            {"LogisticType": "self_service", "DeliveryWindow": window(1)},
+            "CL flex, window tomorrow: DELIVERY_PROMISE ('mañana'); no billing in Chile (412)",
         ),
         DemoOrder(
-            "D-1007",
-            {"SiteId": "MLA", "LogisticType": 15, "EstimatedDelivery": window(in_three_days)},
-            "AR flex-turbo with a window in three days: DELIVERY_PROMISE ('el dd/mm/yyyy')",
+            "MLA",
+            {"LogisticType": "self_service", "DeliveryWindow": window(3)},
+            "AR flex, window in three days: DELIVERY_PROMISE ('el dd/mm/yyyy')",
         ),
         DemoOrder(
-            "D-1008",
-            {"SiteId": "MLA", "LogisticType": "self_service"},
-            "AR flex without a delivery window: DELIVERY_PROMISE refused (412)",
-        ),
-        DemoOrder(
-            "D-1009",
-            {"SiteId": "MLB", "LogisticType": "self_service", "EstimatedDelivery": window(yesterday)},
+            "MLB",
+            {"LogisticType": "self_service", "DeliveryWindow": window(-1)},
             "BR flex whose window is past: DELIVERY_PROMISE refused (412)",
         ),
         DemoOrder(
-            "D-1010",
-            {"SiteId": "MPE", "LogisticType": "drop_off"},
+            "MLM", {"LogisticType": "self_service"}, "MX flex: DELIVERY_PROMISE not available in Mexico (412)"
+        ),
+        DemoOrder(
+            "MPE",
+            {"LogisticType": "drop_off"},
             "PE: only OTHER; REQUEST_VARIANTS not available in Peru (412)",
         ),
-        DemoOrder("D-1011", {"SiteId": "MEC", "LogisticType": "custom"}, "EC: only OTHER"),
+        DemoOrder("MEC", {"LogisticType": "custom"}, "EC: only OTHER"),
         DemoOrder(
-            "D-1012",
-            {"SiteId": "MLA", "LogisticType": "cross_docking", "Status": 90},
-            "cancelled order: every reason refused (412)",
+            "MLA",
+            {"LogisticType": "cross_docking", "Status": "cancelled"},
+            "cancelled: every reason refused (412)",
         ),
         DemoOrder(
-            "D-1013",
-            {"SiteId": "MLA", "LogisticType": "fulfillment", "Status": 20},
+            "MLA",
+            {"LogisticType": "fulfillment", "ShipmentStatus": "shipped"},
             "fulfillment, shipped, not delivered: refused until delivery (412)",
         ),
         DemoOrder(
-            "D-1014",
-            {"SiteId": "MLA", "LogisticType": "fulfillment", "Status": 80},
+            "MLA",
+            {"LogisticType": "fulfillment", "ShipmentStatus": "delivered"},
             "fulfillment, delivered: OTHER allowed",
         ),
         DemoOrder(
-            "D-1015",
-            {"SiteId": "MLA", "LogisticType": "drop_off", "PackId": 2000000001},
-            "pack 2000000001 (1/2): shares one conversation with D-1016",
+            "MLA",
+            {"LogisticType": "drop_off", "PackId": DEMO_PACK},
+            "pack (1/2): one conversation with the next",
         ),
         DemoOrder(
-            "D-1016",
-            {"SiteId": "MLA", "LogisticType": "drop_off", "PackId": 2000000001},
-            "pack 2000000001 (2/2): a message on D-1015 shows here too",
-        ),
-        DemoOrder(
-            "D-1017", {"Marketplace": "Dafiti", "Status": 10}, "not a Mercado Libre order: refused (412)"
+            "MLA",
+            {"LogisticType": "drop_off", "PackId": DEMO_PACK},
+            "pack (2/2): a message on the first shows here",
         ),
     ]
 
 
-async def seed(
-    database: Database, pepper: str, now: dt.datetime
-) -> tuple[int, str, list[tuple[int, DemoOrder]]]:
-    """The demo account, its key, and the demo orders; returns their ids."""
-    today_ar = now.astimezone(ZoneInfo("America/Argentina/Buenos_Aires")).date()
-    orders = demo_orders(today_ar)
-    payload = {
-        "Orders": [
-            {
-                "ExternalOrderId": order.external_id,
-                "Buyer": {
-                    "Code": f"B{index + 1:03}",
-                    "Nickname": f"COMPRADOR{index + 1}",
-                    "Name": "Demo Buyer",
-                },
-                **order.fields,
-            }
-            for index, order in enumerate(orders)
-        ]
-    }
+@dataclass(frozen=True)
+class Seeded:
+    """What the guide prints."""
+
+    api_key: str
+    rows: list[tuple[int, int, str, str]]  # order id, account id, site, what it shows
+
+
+async def seed(settings: Settings, emulator_url: str, now: dt.datetime) -> Seeded:
+    """Sellers and orders in the emulator; accounts linked to them and synced; one key for all."""
+    database, meli = Database(settings.database_url), MeliClient(emulator_url)
+    today = now.astimezone(ZoneInfo("America/Argentina/Buenos_Aires")).date()
+    orders = demo_orders(today)
+    try:
+        await upgrade(database)
+        accounts: dict[str, int] = {}
+        sellers: dict[str, int] = {}
+        async with httpx2.AsyncClient(base_url=emulator_url, timeout=10) as control:
+            for site in dict.fromkeys(order.site for order in orders):
+                accounts[site], sellers[site] = await _linked_account(database, meli, control, site, now)
+            externals = [await _emulator_order(control, order, sellers[order.site]) for order in orders]
+        for account_id in accounts.values():
+            await sync_orders(database, account_id, meli, now)
+        async with database.transaction(write=True) as connection:
+            key = await admin.create_api_key(
+                connection, list(accounts.values()), settings.api_key_pepper, now
+            )
+            await admin.import_orders(
+                connection,
+                accounts["MLA"],
+                {"Orders": [{"ExternalOrderId": "DAFITI-1", "Marketplace": "Dafiti"}]},
+                now,
+            )
+        rows = await _rows(database, accounts, orders, externals)
+        return Seeded(key.api_key, rows)
+    finally:
+        await meli.aclose()
+        await database.dispose()
+
+
+async def _linked_account(
+    database: Database, meli: MeliClient, control: httpx2.AsyncClient, site: str, now: dt.datetime
+) -> tuple[int, int]:
+    """A new emulator seller on the site, linked to a new demo account: (account id, seller id)."""
+    seller = (await control.post("/_emulator/sellers", json={"SiteId": site})).raise_for_status().json()
     async with database.transaction(write=True) as connection:
-        account = await admin.create_account(connection, "Demo seller", now)
-        key = await admin.create_api_key(connection, [account.id], pepper, now)
-        imported = await admin.import_orders(connection, account.id, payload, now)
-    return account.id, key.api_key, [(item.id, order) for item, order in zip(imported, orders, strict=True)]
+        account = await admin.create_account(connection, f"Demo seller {site}", now)
+    link = {
+        "SellerId": seller["SellerId"],
+        "SiteId": site,
+        "ClientId": seller["ClientId"],
+        "ClientSecret": seller["ClientSecret"],
+        "RefreshToken": seller["RefreshToken"],
+    }
+    await link_account(database, account.id, link, meli, now)
+    return account.id, int(seller["SellerId"])
 
 
-def run(host: str, port: int) -> None:
-    """Reset the demo database, seed it, print how to try it, serve until interrupted."""
+async def _emulator_order(control: httpx2.AsyncClient, order: DemoOrder, seller_id: int) -> str:
+    body = {"SellerId": seller_id, "SiteId": order.site, "Status": "paid", **order.fields}
+    created = (await control.post("/_emulator/orders", json=body)).raise_for_status().json()
+    return str(created["OrderId"])
+
+
+async def _rows(
+    database: Database, accounts: dict[str, int], orders: list[DemoOrder], externals: list[str]
+) -> list[tuple[int, int, str, str]]:
+    local: dict[str, tuple[int, int]] = {}
+    async with database.transaction() as connection:
+        for account_id in accounts.values():
+            _total, found = await list_orders(connection, account_id, OrderFilter(), limit=1000, offset=0)
+            local |= {order.data.external_order_id: (order.id, account_id) for order in found}
+    rows = [
+        (*local[external], order.site, order.shows) for order, external in zip(orders, externals, strict=True)
+    ]
+    dafiti = local["DAFITI-1"]
+    rows.append((*dafiti, "-", "not a Mercado Libre order (imported by the admin API): refused (412)"))
+    return rows
+
+
+def run(host: str, port: int, emulator_port: int) -> None:
+    """Reset the demo database, start the emulator and postventa, seed, print how to try it, serve."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{DEMO_DATABASE}{suffix}").unlink(missing_ok=True)
     admin_token = os.environ.get("POSTVENTA_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-    settings = Settings(database_url=f"sqlite:///{DEMO_DATABASE}", admin_token=admin_token)
+    base, emulator_url = f"http://{host}:{port}", f"http://{host}:{emulator_port}"
+    settings = Settings(
+        database_url=f"sqlite:///{DEMO_DATABASE}",
+        admin_token=admin_token,
+        meli_api_url=emulator_url,
+        public_url=base,
+        embedded_worker=True,
+        poll_interval_seconds=10,
+    )
     configure_logging("warning")
-
-    async def prepare() -> tuple[int, str, list[tuple[int, DemoOrder]]]:
-        database = Database(settings.database_url)
-        try:
-            await upgrade(database)
-            return await seed(database, settings.api_key_pepper, dt.datetime.now(dt.UTC))
-        finally:
-            await database.dispose()
-
-    account_id, api_key, orders = asyncio.run(prepare())
-    _print_guide(f"http://{host}:{port}", account_id, api_key, admin_token, orders)
-    run_server(create_app(settings), host, port, "warning")
+    asyncio.run(_serve(settings, host, port, emulator_port))
 
 
-def _print_guide(
-    base: str, account_id: int, api_key: str, admin_token: str, orders: list[tuple[int, DemoOrder]]
-) -> None:
-    table = Table(title="Demo orders", show_lines=False)
-    table.add_column("Id", justify="right")
-    table.add_column("External")
-    table.add_column("What it shows")
-    for order_id, order in orders:
-        table.add_row(str(order_id), order.external_id, order.shows)
+async def _serve(settings: Settings, host: str, port: int, emulator_port: int) -> None:
+    base = f"http://{host}:{port}"
+    emulator_config = EmulatorConfig(
+        notify_url=f"{base}/webhooks/mercadolibre", auto_buyer_reply_seconds=BUYER_REPLY_SECONDS
+    )
+    emulator = uvicorn.Server(
+        uvicorn.Config(
+            create_emulator_app(emulator_config),
+            host=host,
+            port=emulator_port,
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+        )
+    )
+    emulator_task = asyncio.create_task(emulator.serve())
+    while not emulator.started:
+        await asyncio.sleep(0.05)
+    seeded = await seed(settings, f"http://{host}:{emulator_port}", dt.datetime.now(dt.UTC))
+    _print_guide(base, f"http://{host}:{emulator_port}", seeded, settings.admin_token or "")
+    api = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            http=JsonErrorHttpToolsProtocol,
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+        )
+    )
+    try:
+        await api.serve()
+    finally:
+        emulator.should_exit = True
+        await emulator_task
+
+
+def _print_guide(base: str, emulator_url: str, seeded: Seeded, admin_token: str) -> None:
+    table = Table(title="Demo orders (synced from the Mercado Libre emulator)")
+    for column in ("Order", "Account", "Site", "What it shows"):
+        table.add_column(column)
+    for order_id, account_id, site, shows in sorted(seeded.rows):
+        table.add_row(str(order_id), str(account_id), site, shows)
     console.print(table)
-    first = orders[0][0]
-    credentials = f"API_KEY={api_key}&accountId={account_id}"
+    first_order, first_account = min(seeded.rows)[0], min(seeded.rows)[1]
+    credentials = f"API_KEY={seeded.api_key}&accountId={first_account}"
     console.print(f"\n[bold]Database[/bold]    {DEMO_DATABASE} (fresh each run)")
-    console.print(f"[bold]Account[/bold]     {account_id}")
-    console.print(f"[bold]API key[/bold]     {api_key}")
+    console.print(f"[bold]API key[/bold]     {seeded.api_key} (opens every demo account)", soft_wrap=True)
     console.print(f"[bold]Admin token[/bold] {admin_token}")
-    console.print(f"[bold]API docs[/bold]    {base}/docs\n")
-    console.print(f"Send a message (OTHER, free text) to the buyer of order {first}:")
-    send_query = f"{credentials}&messageOptions=4&message=Hola,+gracias+por+tu+compra"
-    console.print(f"  curl -s -X POST '{base}/v2/orders/{first}/messages?{send_query}'", soft_wrap=True)
-    console.print("See it in the conversation, status queued:")
-    console.print(f"  curl -s '{base}/v2/orders/{first}/messages?{credentials}'", soft_wrap=True)
-    console.print("What each reason would get now:")
-    console.print(f"  curl -s '{base}/v2/orders/{first}/messages/options?{credentials}'", soft_wrap=True)
-    console.print("Let the buyer answer (admin API), which unlocks the next message:")
+    console.print(f"[bold]API docs[/bold]    {base}/docs")
     console.print(
-        f"  curl -s -X POST -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' "
-        f"-d '{{\"Text\": \"Gracias!\"}}' '{base}/admin/orders/{first}/buyer-messages'",
+        f"[bold]Emulator[/bold]    {emulator_url} (journal: {emulator_url}/_emulator/journal)\n",
         soft_wrap=True,
+    )
+    console.print(f"Send a message (OTHER, free text) to the buyer of order {first_order}:")
+    send_query = f"{credentials}&messageOptions=4&message=Hola,+gracias+por+tu+compra"
+    console.print(f"  curl -s -X POST '{base}/v2/orders/{first_order}/messages?{send_query}'", soft_wrap=True)
+    console.print("Watch it go queued -> sent, then the buyer's answer arrive (about 5 s later):")
+    console.print(f"  curl -s '{base}/v2/orders/{first_order}/messages?{credentials}'", soft_wrap=True)
+    console.print("Then what each reason would get now (the next message is allowed):")
+    console.print(
+        f"  curl -s '{base}/v2/orders/{first_order}/messages/options?{credentials}'", soft_wrap=True
     )
     console.print(f"\nServing on {base} — Ctrl+C to stop.\n")

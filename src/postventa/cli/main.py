@@ -65,9 +65,13 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 
 @app.command("demo")
-def demo_command(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """A fresh embedded database with a demo account, key and orders; prints how to try it; serves."""
-    demo.run(host, port)
+def demo_command(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    emulator_port: Annotated[int, typer.Option(help="TCP port of the Mercado Libre emulator.")] = 8100,
+) -> None:
+    """The whole loop: a fresh embedded database, the Mercado Libre emulator, synced demo orders; serves."""
+    demo.run(host, port, emulator_port)
 
 
 @db_app.command("upgrade")
