@@ -39,8 +39,10 @@ log = structlog.get_logger("postventa.api")
 
 
 def error_body(status: int, code: str, message: str) -> dict[str, Any]:
-    """The documented error body."""
-    return {"Status": status, "Message": message, "Code": code}
+    """The documented error body. A message that quotes the client's input may carry characters no
+    encoder takes (lone surrogates from JSON escapes); they are replaced, never a reason to fail."""
+    printable = message.encode("utf-8", "replace").decode("utf-8")
+    return {"Status": status, "Message": printable, "Code": code}
 
 
 def refusal_response(refusal: Refusal, headers: dict[str, str] | None = None) -> JSONResponse:

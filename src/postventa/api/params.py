@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from postventa.api.multipart import NotUtf8, StrictMultiPartParser
 from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.domain.parameters import API_KEY, Parameters
 from postventa.domain.send_request import UploadedFile
@@ -95,11 +96,14 @@ def _json_pairs(body: bytes) -> Pairs:
 
 
 async def _multipart_pairs(request: Request, max_part_bytes: int) -> Pairs:
+    parser = StrictMultiPartParser(request.headers, request.stream(), max_part_size=max_part_bytes)
     try:
-        form = await request.form(max_part_size=max_part_bytes)
-    except HTTPException as error:
+        form = await parser.parse()
+    except NotUtf8 as error:
+        raise _unreadable("invalid_encoding", error.message) from error
+    except MultiPartException as error:
         raise _unreadable(
-            "malformed_multipart", f"The multipart body is malformed: {error.detail}"
+            "malformed_multipart", f"The multipart body is malformed: {error.message}"
         ) from error
     except (ValueError, KeyError, UnicodeDecodeError) as error:
         raise _unreadable("malformed_multipart", "The multipart body is malformed.") from error

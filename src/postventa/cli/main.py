@@ -14,11 +14,11 @@ from postventa.api.server import run_server
 from postventa.cli import demo
 from postventa.cli.runtime import (
     EXIT_INVALID,
-    console,
+    emit,
     ensure_schema,
-    errors,
     in_transaction,
     now,
+    report_error,
     run_worker,
     settings,
     with_marketplace,
@@ -28,7 +28,7 @@ from postventa.services import admin
 from postventa.services.marketplace import link_account, sync_orders
 from postventa.services.messaging import record_buyer_reply
 from postventa.store.engine import Database
-from postventa.store.migrate import upgrade
+from postventa.store.migrate import head_revision, upgrade
 from postventa.store.outbox import requeue
 
 app = typer.Typer(help="Post-sale messaging for Mercado Libre orders.", no_args_is_help=True)
@@ -86,14 +86,14 @@ def db_upgrade() -> None:
             await database.dispose()
 
     asyncio.run(run())
-    console.print("database is up to date")
+    emit({"Revision": head_revision(), "UpToDate": True})
 
 
 @accounts_app.command("create")
 def accounts_create(name: Annotated[str, typer.Argument(help="The account's name.")]) -> None:
     """Create a seller account; prints its id."""
     account = in_transaction(lambda connection: admin.create_account(connection, name, now()))
-    console.print(json.dumps({"Id": account.id, "Name": account.name}))
+    emit({"Id": account.id, "Name": account.name})
 
 
 @keys_app.command("create")
@@ -103,16 +103,14 @@ def keys_create(
     """Create an API key for one or more accounts; prints the key (shown only now)."""
     pepper = settings().api_key_pepper
     created = in_transaction(lambda connection: admin.create_api_key(connection, account, pepper, now()))
-    console.print(
-        json.dumps({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids})
-    )
+    emit({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids})
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id.")]) -> None:
     """Revoke an API key."""
     in_transaction(lambda connection: admin.revoke_api_key(connection, key_id, now()))
-    console.print(f"API key {key_id} revoked")
+    emit({"Id": key_id, "Revoked": True})
 
 
 @orders_app.command("import")
@@ -126,12 +124,12 @@ def orders_import(
     document = _read_json_file(file)
     account_id = account if account is not None else document.pop("AccountId", None)
     if not isinstance(account_id, int) or isinstance(account_id, bool):
-        errors.print("[red]error[/red] give --account or an integer AccountId in the file")
+        report_error("give --account or an integer AccountId in the file")
         raise typer.Exit(EXIT_INVALID)
     document.pop("AccountId", None)
     imported = in_transaction(lambda connection: admin.import_orders(connection, account_id, document, now()))
     results = [{"Id": order.id, "ExternalOrderId": order.external_order_id} for order in imported]
-    console.print(json.dumps({"Results": results}))
+    emit({"Results": results})
 
 
 @app.command("buyer-reply")
@@ -143,20 +141,20 @@ def buyer_reply(
     message_id = in_transaction(
         lambda connection: record_buyer_reply(connection, order_id=order_id, text=text, now=now())
     )
-    console.print(json.dumps({"Id": message_id}))
+    emit({"Id": message_id})
 
 
 def _read_json_file(file: Path) -> dict[str, Any]:
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
     except OSError as error:
-        errors.print(f"[red]error[/red] cannot read {file}: {error.strerror}")
+        report_error(f"cannot read {file}: {error.strerror}")
         raise typer.Exit(EXIT_INVALID) from None
     except (UnicodeDecodeError, ValueError) as error:
-        errors.print(f"[red]error[/red] {file} is not valid JSON: {error}")
+        report_error(f"{file} is not valid JSON: {error}")
         raise typer.Exit(EXIT_INVALID) from None
     if not isinstance(document, dict):
-        errors.print(f'[red]error[/red] {file} must hold an object: {{"AccountId": n, "Orders": [...]}}')
+        report_error(f'{file} must hold an object: {{"AccountId": n, "Orders": [...]}}')
         raise typer.Exit(EXIT_INVALID)
     return document
 
@@ -201,14 +199,14 @@ def accounts_link(
         "RefreshToken": refresh_token,
     }
     with_marketplace(lambda database, meli: link_account(database, account_id, payload, meli, now()))
-    console.print(json.dumps({"AccountId": account_id, "Linked": True}))
+    emit({"AccountId": account_id, "Linked": True})
 
 
 @orders_app.command("sync")
 def orders_sync(account_id: Annotated[int, typer.Argument(help="A linked account.")]) -> None:
     """Import the linked seller's orders from Mercado Libre."""
     imported = with_marketplace(lambda database, meli: sync_orders(database, account_id, meli, now()))
-    console.print(json.dumps({"Imported": imported}))
+    emit({"Imported": imported})
 
 
 @messages_app.command("requeue")
@@ -219,4 +217,4 @@ def messages_requeue(
 ) -> None:
     """Put failed (dead-letter) messages back in the delivery queue."""
     count = in_transaction(lambda connection: requeue(connection, now(), message_id or None))
-    console.print(json.dumps({"Requeued": count}))
+    emit({"Requeued": count})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -22,11 +23,21 @@ from postventa.store.migrate import current_revision, head_revision, upgrade
 
 T = TypeVar("T")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3
 EXIT_NOT_READY = 4
+
+
+def report_error(text: str) -> None:
+    """One line on stderr, printed as is (a name with [brackets] is not markup)."""
+    errors.print(f"error {text}", markup=False, style="red")
+
+
+def emit(document: object) -> None:
+    """One JSON line on stdout: what scripts read (never wrapped, never styled)."""
+    typer.echo(json.dumps(document, ensure_ascii=False))
 
 
 def now() -> dt.datetime:
@@ -55,7 +66,7 @@ def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bo
         return asyncio.run(run())
     except PostventaError as error:
         refusal = error.refusal
-        errors.print(f"[red]error[/red] {refusal.code}: {refusal.message}")
+        report_error(f"{refusal.code}: {refusal.message}")
         raise typer.Exit(EXIT_NOT_FOUND if refusal.kind.value == "not_found" else EXIT_INVALID) from None
 
 
@@ -66,8 +77,8 @@ async def ensure_schema(database: Database) -> None:
         return
     current, head = await current_revision(database), head_revision()
     if current != head:
-        errors.print(
-            f"[red]error[/red] the database is at revision {current or 'none'}, this version needs {head}: "
+        report_error(
+            f"the database is at revision {current or 'none'}, this version needs {head}: "
             "run `postventa db upgrade` first."
         )
         raise typer.Exit(EXIT_NOT_READY)
@@ -91,7 +102,7 @@ def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except PostventaError as error:
         refusal = error.refusal
-        errors.print(f"[red]error[/red] {refusal.code}: {refusal.message}")
+        report_error(f"{refusal.code}: {refusal.message}")
         raise typer.Exit(EXIT_NOT_FOUND if refusal.kind.value == "not_found" else EXIT_INVALID) from None
 
 

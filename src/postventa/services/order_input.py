@@ -21,8 +21,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+Identifier = Annotated[int, Field(ge=0, lt=10**19)]
+
+
 class BuyerIn(_Strict):
-    Code: Annotated[str, Field(max_length=64)] | int | None = None
+    Code: Annotated[str, Field(max_length=64)] | Identifier | None = None
     Nickname: ShortText | None = None
     Name: ShortText | None = None
 
@@ -40,7 +43,7 @@ class EstimatedDeliveryIn(_Strict):
 
 
 class OrderIn(_Strict):
-    ExternalOrderId: Annotated[str, Field(min_length=1, max_length=64)] | int
+    ExternalOrderId: Annotated[str, Field(min_length=1, max_length=64)] | Identifier
     PackId: Annotated[int, Field(gt=0, lt=2**63)] | None = None
     Marketplace: Annotated[str, Field(min_length=1, max_length=64)] = MERCADOLIBRE
     SiteId: str | None = None
@@ -49,6 +52,13 @@ class OrderIn(_Strict):
     Buyer: BuyerIn | None = None
     DateCreated: dt.datetime | None = None
     EstimatedDelivery: EstimatedDeliveryIn | None = None
+
+    @field_validator("DateCreated")
+    @classmethod
+    def _plausible_date(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and not 1970 <= value.year <= 9998:
+            raise ValueError("DateCreated must be between 1970 and 9998")
+        return value
 
     @field_validator("SiteId")
     @classmethod
@@ -117,9 +127,16 @@ def parse_orders(payload: Any, now: dt.datetime) -> list[OrderData]:
     orders = []
     for index, order in enumerate(document.Orders):
         data = order.to_data(now)
-        for text in (data.external_order_id, data.buyer.name, data.buyer.nickname, data.buyer.code):
+        fields = {
+            "ExternalOrderId": data.external_order_id,
+            "Marketplace": data.marketplace,
+            "Buyer.Name": data.buyer.name,
+            "Buyer.Nickname": data.buyer.nickname,
+            "Buyer.Code": data.buyer.code,
+        }
+        for field, text in fields.items():
             if text is not None:
-                refuse_unprintable(text, parameter=f"Orders[{index}]")
+                refuse_unprintable(text, parameter=f"Orders[{index}].{field}")
         if data.external_order_id in seen:
             raise invalid(
                 "duplicate_order",
