@@ -83,10 +83,14 @@ class DeliveryWorker:
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
-                if loop.time() - last_heartbeat > HEARTBEAT_SECONDS:
-                    await self._heartbeat()
-                    last_heartbeat = loop.time()
-                claimed = await self.run_once()
+                try:
+                    if loop.time() - last_heartbeat > HEARTBEAT_SECONDS:
+                        await self._heartbeat()
+                        last_heartbeat = loop.time()
+                    claimed = await self.run_once()
+                except Exception:  # the database may be away for a moment: keep the loop alive
+                    log.exception("worker_round_failed", worker=self.worker_id)
+                    claimed = 0
                 if claimed == 0 or len(self._in_flight) >= self.concurrency:
                     await self._idle(stop)
         finally:
@@ -138,10 +142,14 @@ class DeliveryWorker:
         if outcome.status == "queued" and claimed.needs_reconcile and not progress.reconciled:
             # The conversation could not be read: an earlier attempt may still have reached Mercado Libre.
             outcome = replace(outcome, needs_reconcile=True)
-        async with self.database.transaction(write=True) as connection:
-            kept = await outbox.record_outcome(
-                connection, claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
-            )
+        try:
+            async with self.database.transaction(write=True) as connection:
+                kept = await outbox.record_outcome(
+                    connection, claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
+                )
+        except Exception:  # unrecorded: the lease runs out and the next claim reconciles first
+            log.exception("outcome_not_recorded", message_id=claimed.id, worker=self.worker_id)
+            return
         log.info(
             "delivery_attempt",
             message_id=claimed.id,
