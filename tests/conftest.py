@@ -170,3 +170,22 @@ def tmp_file(directory: Path, name: str, content: bytes) -> Path:
     path = directory / name
     path.write_bytes(content)
     return path
+
+
+@pytest.fixture
+async def isolated_database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database of the backend for this test alone (no other worker may claim from it)."""
+    name = f"postventa_iso_{uuid.uuid4().hex[:10]}"
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'isolated.db'}"
+    else:
+        await _postgres_admin(f'CREATE DATABASE "{name}"')
+        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    db = Database(url)
+    try:
+        await upgrade(db)
+        yield db
+    finally:
+        await db.dispose()
+        if not database_url.startswith("sqlite"):
+            await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

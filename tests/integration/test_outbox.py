@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from postventa.domain.sites import Site
@@ -14,6 +15,12 @@ from postventa.store.tables import messages
 from tests.factories import make_order, make_tenant
 
 SELLERS = iter(range(900_000_000, 999_999_999))
+
+
+@pytest.fixture
+def database(isolated_database):
+    """Claims take every due message: these tests get a database no running worker shares."""
+    return isolated_database
 
 
 async def queued_messages(client, database, count: int, *, link: bool = True):
