@@ -296,8 +296,6 @@ async def test_cli_on_a_fresh_sqlite_file(tmp_path):
 
 
 async def test_cli_on_the_backend_test_database(database, database_url, tmp_path):
-    if database.is_sqlite:
-        pytest.skip("a fresh SQLite file is covered above")
     await cli_round_trip(database_url, tmp_path)
 
 
