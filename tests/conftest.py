@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +16,6 @@ from pathlib import Path
 import asyncpg
 import httpx2
 import pytest
-import uvicorn
 
 from postventa.api.app import create_app
 from postventa.api.server import JsonErrorHttpToolsProtocol
@@ -27,6 +23,7 @@ from postventa.config import Settings
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
 from tests.factories import PEPPER
+from tests.servers import ThreadedServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "POSTVENTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -119,44 +116,12 @@ def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-class LiveServer:
-    """A real uvicorn server on a loopback port, in a thread with its own event loop."""
+class LiveServer(ThreadedServer):
+    """postventa served over real TCP (with the JSON parse-error protocol), with its settings."""
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(create_app(settings), http=JsonErrorHttpToolsProtocol)
         self.settings = settings
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            http=JsonErrorHttpToolsProtocol,
-            access_log=False,
-            log_config=None,
-            log_level="warning",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

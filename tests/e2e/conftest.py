@@ -3,50 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 
 from postventa.emulator.app import create_emulator_app
 from postventa.store.engine import Database
-from tests.conftest import LiveServer, _free_port, admin_headers, make_settings
+from tests.conftest import LiveServer, admin_headers, make_settings
+from tests.servers import ThreadedServer
 
 
-class EmulatorServer:
+class EmulatorServer(ThreadedServer):
     """The emulator on a loopback port, in a thread."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_emulator_app(),
-            host="127.0.0.1",
-            port=self.port,
-            access_log=False,
-            log_config=None,
-            log_level="critical",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> EmulatorServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("emulator did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(create_emulator_app(), log_level="critical")
 
 
 @pytest.fixture(scope="session")

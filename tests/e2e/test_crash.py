@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx2
 import pytest
 
 from postventa.store.engine import Database
-from postventa.store.migrate import upgrade
-from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, _postgres_admin, make_settings
+from tests.conftest import LiveServer, make_settings
 from tests.e2e.conftest import EmulatorServer, World
 from tests.e2e.crash import run_crashes
 from tests.e2e.report import report, scale
@@ -22,28 +19,16 @@ KILLS = scale("POSTVENTA_CRASH_KILLS", 5)  # scripts/crash_run uses 12
 
 @pytest.fixture
 async def isolated_world(
-    database_url: str, emulator: EmulatorServer, tmp_path: Path
+    isolated_database: Database, emulator: EmulatorServer
 ) -> AsyncIterator[tuple[World, str]]:
     """A database of its own (no other worker may claim its messages) and an API that runs no worker."""
-    name = f"postventa_crash_{uuid.uuid4().hex[:10]}"
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'crash.db'}"
-    else:
-        await _postgres_admin(f'CREATE DATABASE "{name}"')
-        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    database = Database(url)
-    await upgrade(database)
-    await database.dispose()
-    try:
-        with LiveServer(make_settings(url, meli_api_url=emulator.url, embedded_worker=False)) as server:
-            async with (
-                httpx2.AsyncClient(base_url=server.url, timeout=30) as api,
-                httpx2.AsyncClient(base_url=emulator.url, timeout=30) as meli,
-            ):
-                yield World(api, meli, server.url), url
-    finally:
-        if not database_url.startswith("sqlite"):
-            await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = isolated_database.url.render_as_string(hide_password=False)
+    with LiveServer(make_settings(url, meli_api_url=emulator.url, embedded_worker=False)) as server:
+        async with (
+            httpx2.AsyncClient(base_url=server.url, timeout=30) as api,
+            httpx2.AsyncClient(base_url=emulator.url, timeout=30) as meli,
+        ):
+            yield World(api, meli, server.url), url
 
 
 @pytest.mark.slow

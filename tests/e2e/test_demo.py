@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx2
 
-from tests.conftest import _free_port
 from tests.e2e.conftest import wait_for
+from tests.servers import free_port
 
 POSTVENTA = str(Path(sys.executable).parent / "postventa")
 
 
 async def test_demo_prints_a_curl_that_works_and_the_buyer_answers(tmp_path: Path):
-    port, emulator_port = _free_port(), _free_port()
+    port, emulator_port = free_port(), free_port()
     environment = {**os.environ, "COLUMNS": "200"}
     environment.pop("POSTVENTA_ADMIN_TOKEN", None)
     process = await asyncio.create_subprocess_exec(

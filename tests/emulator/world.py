@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from postventa.emulator import Emulator
+from tests.servers import ThreadedServer
 
 _PACK_IDS = itertools.count(9_100_000_000_000_001)
 
@@ -174,39 +171,5 @@ class Receiver:
         return [payload for payload in self.received if payload["topic"] == topic]
 
 
-class LiveServer:
+class LiveServer(ThreadedServer):
     """An ASGI app served by a real uvicorn on a free loopback port, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            access_log=False,
-            log_config=None,
-            log_level="warning",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -6,8 +6,8 @@ import asyncio
 import datetime as dt
 import json
 import signal
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postventa.config import Settings
 from postventa.delivery.inbound import InboundProcessor
 from postventa.delivery.worker import DeliveryWorker
-from postventa.domain.errors import PostventaError
+from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
 from postventa.store.migrate import current_revision, head_revision, upgrade
@@ -50,6 +50,16 @@ def settings() -> Settings:
     return Settings()
 
 
+def run_command(command: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a refusal is reported on stderr and exits 2 (invalid) or 3 (not found)."""
+    try:
+        return asyncio.run(command)
+    except PostventaError as error:
+        refusal = error.refusal
+        report_error(f"{refusal.code}: {refusal.message}")
+        raise typer.Exit(EXIT_NOT_FOUND if refusal.kind is RefusalKind.NOT_FOUND else EXIT_INVALID) from None
+
+
 def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = True) -> T:
     """Run one use case in one transaction on the configured database; refusals exit non-zero."""
 
@@ -62,12 +72,7 @@ def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bo
         finally:
             await database.dispose()
 
-    try:
-        return asyncio.run(run())
-    except PostventaError as error:
-        refusal = error.refusal
-        report_error(f"{refusal.code}: {refusal.message}")
-        raise typer.Exit(EXIT_NOT_FOUND if refusal.kind.value == "not_found" else EXIT_INVALID) from None
+    return run_command(run())
 
 
 async def ensure_schema(database: Database) -> None:
@@ -98,12 +103,7 @@ def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
             await meli.aclose()
             await database.dispose()
 
-    try:
-        return asyncio.run(run())
-    except PostventaError as error:
-        refusal = error.refusal
-        report_error(f"{refusal.code}: {refusal.message}")
-        raise typer.Exit(EXIT_NOT_FOUND if refusal.kind.value == "not_found" else EXIT_INVALID) from None
+    return run_command(run())
 
 
 async def run_worker(current: Settings, concurrency: int) -> None:
