@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from postventa.domain.attachments import DEFAULT_MAX_ATTACHMENT_BYTES
+from postventa.domain.delivery import RetryPolicy
 
 DEFAULT_DATABASE_PATH = Path("var") / "postventa.db"
 
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
         description="How long a worker holds a message; must outlast one attempt (4 calls).",
     )
     poll_interval_seconds: float = Field(default=60.0, gt=0)
+    retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; it doubles each time."
+    )
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest delay between two attempts.")
+    retry_max_attempts: int = Field(default=10, gt=0, le=100, description="Attempts before a message fails.")
     max_query_bytes: int = Field(default=32 * 1024, gt=0)
     log_level: str = Field(default="info")
 
@@ -69,6 +75,11 @@ class Settings(BaseSettings):
         if self.worker_lease_seconds <= 4 * self.meli_timeout_seconds:
             raise ValueError("POSTVENTA_WORKER_LEASE_SECONDS must exceed 4 x POSTVENTA_MELI_TIMEOUT_SECONDS")
         return self
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The delivery retry policy these settings describe."""
+        return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.retry_max_attempts)
 
     @property
     def max_body_bytes(self) -> int:

@@ -40,6 +40,8 @@ def postventa(database_url: str, database: Database, emulator: EmulatorServer) -
         worker_lease_seconds=5.0,
         poll_interval_seconds=2.0,
         worker_concurrency=16,
+        retry_base_seconds=0.2,
+        retry_max_seconds=10.0,
     )
     with LiveServer(settings) as server:
         yield server

@@ -48,6 +48,8 @@ def worker_environment(database_url: str, emulator_url: str) -> dict[str, str]:
         "POSTVENTA_MELI_API_URL": emulator_url,
         "POSTVENTA_MELI_TIMEOUT_SECONDS": "1",
         "POSTVENTA_WORKER_LEASE_SECONDS": "5",
+        "POSTVENTA_RETRY_BASE_SECONDS": "0.2",
+        "POSTVENTA_RETRY_MAX_SECONDS": "10",
         "POSTVENTA_LOG_LEVEL": "warning",
     }
 

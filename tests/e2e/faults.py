@@ -89,7 +89,16 @@ async def run_faults(
             result.statuses[status] += 1
         return result.statuses["queued"] + result.statuses["sending"] == 0
 
-    await wait_for(settled, timeout=timeout, every=0.5)
+    try:
+        await wait_for(settled, timeout=timeout, every=0.5)
+    except AssertionError:
+        stuck = [
+            m
+            for o in order_ids
+            for m in await world.conversation(seller, o)
+            if m["Status"] in ("queued", "sending")
+        ]
+        raise AssertionError(f"not settled: {dict(result.statuses)}; e.g. {stuck[:3]}") from None
     result.seconds = asyncio.get_running_loop().time() - started
     await world.faults([])
     entries = [entry for entry in await world.journal(mark) if entry["Method"] != "NOTIFY"]

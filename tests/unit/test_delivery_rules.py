@@ -134,3 +134,23 @@ def test_giving_up_on_a_transient_failure_says_so():
     )
 
     assert (outcome.status, outcome.error_code) == ("failed", "delivery_retries_exhausted")
+
+
+def test_a_shorter_policy_shortens_the_backoff_and_the_attempts():
+    from postventa.domain.delivery import RetryPolicy
+
+    policy = RetryPolicy(base_seconds=0.2, max_seconds=1.0, max_attempts=3)
+    failure = DeliveryFailure(FailureKind.TRANSIENT, "x", "x")
+
+    assert retry_delay_seconds(1, failure, 0.999, policy) == pytest.approx(0.2, rel=0.01)
+    assert retry_delay_seconds(2, failure, 0.999, policy) == pytest.approx(0.4, rel=0.01)
+    assert retry_delay_seconds(3, failure, 0.5, policy) is None
+
+
+def test_settings_describe_the_retry_policy():
+    from postventa.config import Settings
+
+    settings = Settings(retry_base_seconds=0.5, retry_max_seconds=30, retry_max_attempts=4)
+
+    assert (settings.retry_policy.base_seconds, settings.retry_policy.max_seconds) == (0.5, 30)
+    assert settings.retry_policy.max_attempts == 4

@@ -87,7 +87,12 @@ def _runs_worker(settings: Settings, database: Database) -> bool:
 def _start_background(context: Context, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     settings = context.settings
     worker = DeliveryWorker(
-        context.database, context.meli, concurrency=settings.worker_concurrency, clock=context.clock
+        context.database,
+        context.meli,
+        concurrency=settings.worker_concurrency,
+        lease_seconds=settings.worker_lease_seconds,
+        clock=context.clock,
+        retry_policy=settings.retry_policy,
     )
     inbound = InboundProcessor(
         context.database,

@@ -117,7 +117,11 @@ async def run_worker(current: Settings, concurrency: int) -> None:
     try:
         await ensure_schema(database)
         worker = DeliveryWorker(
-            database, meli, concurrency=concurrency, lease_seconds=current.worker_lease_seconds
+            database,
+            meli,
+            concurrency=concurrency,
+            lease_seconds=current.worker_lease_seconds,
+            retry_policy=current.retry_policy,
         )
         inbound = InboundProcessor(database, meli, poll_interval_seconds=current.poll_interval_seconds)
         await asyncio.gather(worker.run(stop), inbound.run(stop))

@@ -11,7 +11,13 @@ import random
 from collections.abc import Callable
 
 from postventa.domain.attachments import CONTENT_TYPES
-from postventa.domain.delivery import DeliveryFailure, FailureKind, retry_delay_seconds
+from postventa.domain.delivery import (
+    DEFAULT_RETRY_POLICY,
+    DeliveryFailure,
+    FailureKind,
+    RetryPolicy,
+    retry_delay_seconds,
+)
 from postventa.domain.reasons import Reason, TextMode
 from postventa.meli.client import MeliClient, MeliError
 from postventa.meli.models import MeliMessage
@@ -113,6 +119,7 @@ def after_failure(
     route: str,
     now: dt.datetime,
     jitter: Callable[[], float] = random.random,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
 ) -> Outcome:
     """Retry (with backoff, reconciling first if the outcome is unknown), reroute, or give up."""
     if failure.kind is FailureKind.REROUTE:
@@ -125,7 +132,7 @@ def after_failure(
             next_attempt_at=now,
             next_route=MESSAGES,
         )
-    delay = retry_delay_seconds(attempts, failure, jitter())
+    delay = retry_delay_seconds(attempts, failure, jitter(), policy)
     if delay is None:
         code = failure.code if failure.kind is FailureKind.PERMANENT else "delivery_retries_exhausted"
         message = (

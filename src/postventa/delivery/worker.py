@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from postventa.delivery import attempt
-from postventa.domain.delivery import DeliveryFailure, FailureKind
+from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
 from postventa.meli.client import MeliClient, MeliError
 from postventa.services.marketplace import Session, session_for
 from postventa.store import outbox
@@ -62,6 +62,7 @@ class DeliveryWorker:
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], dt.datetime] = utc_now,
         worker_id: str | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
         self.database = database
         self.meli = meli
@@ -69,6 +70,7 @@ class DeliveryWorker:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self.worker_id = worker_id or new_worker_id()
+        self.retry_policy = retry_policy
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -132,13 +134,17 @@ class DeliveryWorker:
             job, route, content, known = await self._prepare(claimed)
             outcome = await self._attempt(claimed, job, route, content, known, progress)
         except MeliError as error:
-            outcome = attempt.after_failure(error.failure, claimed.attempts, route, self.clock())
+            outcome = attempt.after_failure(
+                error.failure, claimed.attempts, route, self.clock(), policy=self.retry_policy
+            )
         except Exception as error:  # a bug must not lose the message: retry it, reconciling first
             log.exception("delivery_crashed", message_id=claimed.id, worker=self.worker_id)
             failure = DeliveryFailure(
                 FailureKind.UNKNOWN, "internal_error", f"{type(error).__name__}: {error}"
             )
-            outcome = attempt.after_failure(failure, claimed.attempts, route, self.clock())
+            outcome = attempt.after_failure(
+                failure, claimed.attempts, route, self.clock(), policy=self.retry_policy
+            )
         if outcome.status == "queued" and claimed.needs_reconcile and not progress.reconciled:
             # The conversation could not be read: an earlier attempt may still have reached Mercado Libre.
             outcome = replace(outcome, needs_reconcile=True)
@@ -189,7 +195,9 @@ class DeliveryWorker:
                 "order_not_on_marketplace",
                 "The order has no Mercado Libre pack or order id.",
             )
-            return attempt.after_failure(failure, claimed.attempts, route, self.clock())
+            return attempt.after_failure(
+                failure, claimed.attempts, route, self.clock(), policy=self.retry_policy
+            )
         session = await self._session(job.account_id)
         try:
             return await self._reconcile_then_send(claimed, job, route, content, known, session, progress)

@@ -15,6 +15,18 @@ BASE_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 300.0
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How patiently transient failures are retried (operators may tune it; tests shorten it)."""
+
+    base_seconds: float = BASE_DELAY_SECONDS
+    max_seconds: float = MAX_DELAY_SECONDS
+    max_attempts: int = MAX_ATTEMPTS
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
 class FailureKind(enum.Enum):
     """What a failed attempt means for the next one."""
 
@@ -80,15 +92,17 @@ def no_response(reached_server: bool, detail: str) -> DeliveryFailure:
     return DeliveryFailure(FailureKind.TRANSIENT, "marketplace_unreachable", detail)
 
 
-def retry_delay_seconds(attempts: int, failure: DeliveryFailure, jitter: float) -> float | None:
+def retry_delay_seconds(
+    attempts: int, failure: DeliveryFailure, jitter: float, policy: RetryPolicy = DEFAULT_RETRY_POLICY
+) -> float | None:
     """Seconds until the next attempt, or None to give up.
 
     Capped exponential backoff with jitter (`jitter` in [0, 1) spreads each delay over its upper
     half); a Retry-After from Mercado Libre is a floor. Permanent failures are never retried.
     """
-    if failure.kind is FailureKind.PERMANENT or attempts >= MAX_ATTEMPTS:
+    if failure.kind is FailureKind.PERMANENT or attempts >= policy.max_attempts:
         return None
-    backoff: float = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0 ** max(0, attempts - 1))
+    backoff: float = min(policy.max_seconds, policy.base_seconds * 2.0 ** max(0, attempts - 1))
     delay = backoff * (0.5 + jitter / 2)
     if failure.retry_after_seconds is not None:
         delay = max(delay, failure.retry_after_seconds)
