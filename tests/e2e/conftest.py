@@ -114,8 +114,9 @@ class World:
         return dict(response.json())
 
     async def sync(self, seller: Seller) -> int:
+        # A large sync is paced by the client's 500 reads a minute: give it time.
         response = await self.api.post(
-            f"/admin/accounts/{seller.account_id}/mercadolibre/sync", headers=admin_headers()
+            f"/admin/accounts/{seller.account_id}/mercadolibre/sync", headers=admin_headers(), timeout=300
         )
         assert response.status_code == 200, response.text
         return int(response.json()["Imported"])
