@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable
 
 import structlog
@@ -19,12 +20,15 @@ from postventa.services.marketplace import Session, session_for, sync_order
 from postventa.store import inbound as inbound_store
 from postventa.store.engine import Database
 from postventa.store.inbound import Notification
-from postventa.store.links import get_link_by_seller, list_links
+from postventa.store.links import get_link_by_seller
 
 MAX_NOTIFICATION_ATTEMPTS = 10
 RETRY_SECONDS = 15.0
 BATCH = 20
-POLLED_CONVERSATIONS_PER_ACCOUNT = 200
+# Polling must not starve delivery of Mercado Libre's shared 500 reads a minute: it spends at most
+# a fifth of them, on the conversations most recently written to, within Mercado Libre's 30 days.
+POLL_READS_PER_SECOND = 500 / 60 * 0.2
+POLL_WINDOW = dt.timedelta(days=30)
 
 log = structlog.get_logger("postventa.inbound")
 
@@ -82,24 +86,24 @@ class InboundProcessor:
 
     async def poll_conversations(self) -> int:
         """Read the conversations where a reply may come and record what notifications missed."""
-        recorded = 0
+        budget = max(1, int(self.poll_interval_seconds * POLL_READS_PER_SECOND))
         async with self.database.transaction() as connection:
-            links = await list_links(connection)
-        for link in links:
-            async with self.database.transaction() as connection:
-                resources = await inbound_store.conversations_awaiting_reply(
-                    connection, link.account_id, limit=POLLED_CONVERSATIONS_PER_ACCOUNT
-                )
-            if not resources:
-                continue
+            awaiting = await inbound_store.conversations_awaiting_reply(
+                connection, sent_since=self.clock() - POLL_WINDOW, limit=budget
+            )
+        by_account: dict[int, list[int]] = defaultdict(list)
+        for account_id, resource in awaiting:
+            by_account[account_id].append(resource)
+        recorded = 0
+        for account_id, resources in by_account.items():
             try:
-                session = await session_for(self.database, link.account_id, self.meli, self.clock())
+                session = await session_for(self.database, account_id, self.meli, self.clock())
                 if session is None:
                     continue
                 for resource in resources:
                     recorded += await self._record_conversation(session, resource)
             except MeliError as error:
-                log.warning("poll_failed", account_id=link.account_id, error=error.failure.code)
+                log.warning("poll_failed", account_id=account_id, error=error.failure.code)
         return recorded
 
     async def _record_conversation(self, session: Session, resource: int) -> int:

@@ -148,33 +148,36 @@ async def mark_moderated(
 
 
 async def conversations_awaiting_reply(
-    connection: AsyncConnection, account_id: int, *, limit: int
-) -> list[int]:
-    """Mercado Libre conversations whose last message is a delivered seller message: a reply may come."""
+    connection: AsyncConnection, *, sent_since: dt.datetime, limit: int
+) -> list[tuple[int, int]]:
+    """(account, Mercado Libre conversation) whose last message is a seller message delivered since
+    `sent_since`, most recent first: where a reply may come."""
     latest = (
         select(messages.c.conversation_id, func.max(messages.c.conversation_sequence).label("sequence"))
-        .where(messages.c.account_id == account_id)
         .group_by(messages.c.conversation_id)
         .subquery()
     )
-    last = (
-        select(messages.c.order_id)
-        .join(
-            latest,
-            and_(
-                messages.c.conversation_id == latest.c.conversation_id,
-                messages.c.conversation_sequence == latest.c.sequence,
-            ),
-        )
-        .where(messages.c.direction == "outbound", messages.c.status.in_(("sent", "moderated")))
-        .limit(limit)
-        .subquery()
-    )
     rows = await connection.execute(
-        select(orders.c.pack_id, orders.c.external_order_id).where(orders.c.id.in_(select(last.c.order_id)))
+        select(orders.c.account_id, orders.c.pack_id, orders.c.external_order_id)
+        .select_from(
+            messages.join(
+                latest,
+                and_(
+                    messages.c.conversation_id == latest.c.conversation_id,
+                    messages.c.conversation_sequence == latest.c.sequence,
+                ),
+            ).join(orders, orders.c.id == messages.c.order_id)
+        )
+        .where(
+            messages.c.direction == "outbound",
+            messages.c.status.in_(("sent", "moderated")),
+            messages.c.sent_at >= sent_since,
+        )
+        .order_by(messages.c.sent_at.desc())
+        .limit(limit)
     )
     return [
-        row.pack_id if row.pack_id is not None else int(row.external_order_id)
+        (row.account_id, row.pack_id if row.pack_id is not None else int(row.external_order_id))
         for row in rows
         if row.pack_id is not None or row.external_order_id.isdigit()
     ]

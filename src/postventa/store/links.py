@@ -63,12 +63,6 @@ async def get_link_by_seller(connection: AsyncConnection, seller_id: int) -> Mar
     return _link(row) if row else None
 
 
-async def list_links(connection: AsyncConnection) -> list[MarketplaceLink]:
-    """Every linked account."""
-    rows = await connection.execute(select(marketplace_links).order_by(marketplace_links.c.account_id))
-    return [_link(row) for row in rows]
-
-
 async def save_tokens(
     connection: AsyncConnection,
     account_id: int,
