@@ -11,33 +11,20 @@ import random
 import signal
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.conftest import World, wait_for
-from tests.e2e.faults import conversation_of, is_send
+from tests.e2e.faults import DeliveryTally, conversation_of, is_send
 
 POSTVENTA = str(Path(sys.executable).parent / "postventa")
 
 
 @dataclass
-class CrashRunResult:
+class CrashRunResult(DeliveryTally):
     """What a crash run observed."""
 
-    messages: int
-    kills: int
-    statuses: Counter[str] = field(default_factory=Counter)
-    applied_per_conversation: Counter[int] = field(default_factory=Counter)
-    reconciled: int = 0
-    seconds: float = 0.0
-
-    @property
-    def duplicates(self) -> int:
-        return sum(1 for count in self.applied_per_conversation.values() if count > 1)
-
-    @property
-    def missing(self) -> int:
-        return self.messages - sum(1 for count in self.applied_per_conversation.values() if count >= 1)
+    kills: int = 0
 
 
 def worker_environment(database_url: str, emulator_url: str) -> dict[str, str]:

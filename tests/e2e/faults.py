@@ -27,15 +27,12 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class FaultRunResult:
-    """What a fault run observed."""
+class DeliveryTally:
+    """What a long run observed: final statuses, and sends Mercado Libre applied per conversation."""
 
-    kind: str
     messages: int
     statuses: Counter[str] = field(default_factory=Counter)
     applied_per_conversation: Counter[int] = field(default_factory=Counter)
-    faults_injected: int = 0
-    retry_after_violations: int = 0
     seconds: float = 0.0
 
     @property
@@ -45,6 +42,15 @@ class FaultRunResult:
     @property
     def missing(self) -> int:
         return self.messages - sum(1 for count in self.applied_per_conversation.values() if count >= 1)
+
+
+@dataclass
+class FaultRunResult(DeliveryTally):
+    """What a fault run observed."""
+
+    kind: str = ""
+    faults_injected: int = 0
+    retry_after_violations: int = 0
 
 
 def is_send(entry: dict[str, Any]) -> bool:
