@@ -136,11 +136,14 @@ async def test_contact_data_is_moderated_with_its_reason(world: World):
 
 async def test_permanent_refusal_ends_failed_with_code_and_message(world: World):
     seller = await world.linked_seller("MLA")
+    # No notification reaches us from here on (wrong callback): an orders_v2 notification still
+    # being processed when the order is cancelled would import the cancellation, and the send
+    # would be refused locally instead of by Mercado Libre.
+    await world.configure(NotifyUrl="http://127.0.0.1:9/nowhere")
     created = await world.emulator_order(seller)
     await world.sync(seller)
     order_id = await world.local_order_id(seller, created["OrderId"])
-    # Mercado Libre cancels the order, and its notification does not reach us (wrong callback).
-    await world.configure(NotifyUrl="http://127.0.0.1:9/nowhere")
+    # Mercado Libre cancels the order.
     changed = await world.meli.put(f"/_emulator/orders/{created['OrderId']}", json={"Status": "cancelled"})
     assert changed.status_code == 200, changed.text
 
