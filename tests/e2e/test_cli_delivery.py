@@ -69,10 +69,12 @@ async def test_a_failed_message_is_requeued_and_then_delivered(
     world: World, database: Database, emulator: EmulatorServer
 ):
     seller = await world.linked_seller("MLA")
+    # We will not hear of the changes, not even late: an orders_v2 notification still in flight
+    # when the order is cancelled would import the cancellation and the send would be refused.
+    await world.configure(NotifyUrl="http://127.0.0.1:9/nowhere")
     created = await world.emulator_order(seller)
     await world.sync(seller)
     order_id = await world.local_order_id(seller, created["OrderId"])
-    await world.configure(NotifyUrl="http://127.0.0.1:9/nowhere")  # we will not hear of the changes
     await world.meli.put(f"/_emulator/orders/{created['OrderId']}", json={"Status": "cancelled"})
     sent = await world.api.post(
         f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message="Hola")
