@@ -33,6 +33,31 @@ class Settings(BaseSettings):
         default="send=120/minute,read=1200/minute",
         description="Requests per API key and endpoint class, e.g. send=120/minute,read=1200/minute.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db: rate-limit counters shared by every API process; "
+        "without it they are kept in memory (one process).",
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600, gt=0, description="How long an Idempotency-Key and its response are kept."
+    )
+    token_key: str | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting Mercado Libre tokens at rest, comma-separated, newest "
+        "first; without it a key file is created (POSTVENTA_TOKEN_KEY_FILE).",
+    )
+    token_key_file: Path = Field(
+        default=Path("var") / "token.key",
+        description="Where the generated token key is kept when POSTVENTA_TOKEN_KEY is not set.",
+    )
+    meli_requests_per_minute: int = Field(
+        default=500,
+        gt=0,
+        description="Mercado Libre calls per minute per process, reads and writes each (its app limit).",
+    )
+    heartbeat_max_age_seconds: float = Field(
+        default=60.0, gt=0, description="/readyz fails when no delivery worker was seen for this long."
+    )
     meli_api_url: str = Field(
         default="https://api.mercadolibre.com",
         description="Mercado Libre's API (the emulator's in tests and demo).",
@@ -63,9 +88,9 @@ class Settings(BaseSettings):
     max_query_bytes: int = Field(default=32 * 1024, gt=0)
     log_level: str = Field(default="info")
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "redis_url", "token_key")
     @classmethod
-    def _blank_token_is_none(cls, value: str | None) -> str | None:
+    def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
 
     @model_validator(mode="after")

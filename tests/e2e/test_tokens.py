@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from sqlalchemy import update
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select, update
 
 from postventa.meli.client import MeliClient
 from postventa.services.marketplace import TOKEN_MARGIN_SECONDS, session_for
 from postventa.store.links import get_link
+from postventa.store.sealing import TokenCipher, TokenKeyError
 from postventa.store.tables import marketplace_links
+from tests.conftest import admin_headers
 from tests.e2e.conftest import World, wait_for
 
 
@@ -23,7 +27,7 @@ async def test_token_is_refreshed_shortly_before_it_expires_and_the_refresh_toke
 ):
     seller = await world.linked_seller("MLA")
     async with database.transaction() as connection:
-        linked = await get_link(connection, seller.account_id)
+        linked = await get_link(connection, seller.account_id, database.token_cipher)
     assert linked is not None
     assert linked.access_token_expires_at is not None
     meli = MeliClient(emulator.url)
@@ -41,7 +45,7 @@ async def test_token_is_refreshed_shortly_before_it_expires_and_the_refresh_toke
         assert session.access_token != linked.access_token
         assert await token_calls(world, mark) == 1
         async with database.transaction() as connection:
-            stored = await get_link(connection, seller.account_id)
+            stored = await get_link(connection, seller.account_id, database.token_cipher)
         assert stored is not None
         assert stored.refresh_token != linked.refresh_token  # rotated, and the new one kept
         assert stored.access_token == session.access_token
@@ -59,7 +63,7 @@ async def test_a_401_refreshes_the_token_and_the_message_still_goes_once(world: 
     meli = MeliClient(emulator.url)
     try:
         async with database.transaction() as connection:
-            linked = await get_link(connection, seller.account_id)
+            linked = await get_link(connection, seller.account_id, database.token_cipher)
         assert linked is not None
         # A fresh token that Mercado Libre will refuse in a second.
         await session_for(
@@ -90,3 +94,41 @@ async def test_a_401_refreshes_the_token_and_the_message_still_goes_once(world: 
     options = [(e["Status"], e["Applied"]) for e in entries if e["Path"].endswith("/option")]
     assert options == [(401, False), (200, True)]
     assert await token_calls(world, mark) >= 1
+
+
+async def test_credentials_are_stored_encrypted_and_need_the_key_to_be_read(world: World, database):
+    credentials = (await world.meli.post("/_emulator/sellers", json={"SiteId": "MLA"})).json()
+    account = (
+        await world.api.post("/admin/accounts", json={"Name": "sealed"}, headers=admin_headers())
+    ).json()
+    link = {
+        "SellerId": credentials["SellerId"],
+        "SiteId": "MLA",
+        "ClientId": credentials["ClientId"],
+        "ClientSecret": credentials["ClientSecret"],
+        "RefreshToken": credentials["RefreshToken"],
+    }
+    linked = await world.api.put(
+        f"/admin/accounts/{account['Id']}/mercadolibre", json=link, headers=admin_headers()
+    )
+    assert linked.status_code == 200, linked.text
+
+    async with database.transaction() as connection:
+        row = (
+            await connection.execute(
+                select(marketplace_links).where(marketplace_links.c.account_id == account["Id"])
+            )
+        ).one()
+        opened = await get_link(connection, account["Id"], database.token_cipher)
+    assert opened is not None
+    assert opened.client_secret == credentials["ClientSecret"]
+    stored = " ".join(str(value) for value in row)
+    for secret in (opened.client_secret, opened.refresh_token, opened.access_token):
+        assert secret
+        assert secret not in stored
+    assert row.client_id == credentials["ClientId"]  # an identifier, not a secret
+
+    stranger = TokenCipher([Fernet.generate_key().decode()])
+    async with database.transaction() as connection:
+        with pytest.raises(TokenKeyError):
+            await get_link(connection, account["Id"], stranger)

@@ -17,7 +17,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from postventa.store.sealing import TokenCipher, load_token_cipher
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_TOKEN_KEY_FILE = Path("var") / "token.key"
 _BEGIN_OPTION = "postventa_sqlite_begin"
 
 
@@ -34,9 +37,12 @@ def async_url(database_url: str) -> URL:
 class Database:
     """One engine and the way to open transactions on it."""
 
-    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, database_url: str, *, pool_size: int = 10, token_cipher: TokenCipher | None = None
+    ) -> None:
         url = async_url(database_url)
         self.url = url
+        self._token_cipher = token_cipher
         self.is_sqlite = url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
@@ -54,6 +60,13 @@ class Database:
                 await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             async with connection.begin():
                 yield connection
+
+    @property
+    def token_cipher(self) -> TokenCipher:
+        """Seals the Mercado Libre credentials kept in this database (default: the default key file)."""
+        if self._token_cipher is None:
+            self._token_cipher = load_token_cipher(None, DEFAULT_TOKEN_KEY_FILE)
+        return self._token_cipher
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

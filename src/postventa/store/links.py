@@ -1,4 +1,8 @@
-"""Accounts linked to Mercado Libre sellers: credentials and the current tokens."""
+"""Accounts linked to Mercado Libre sellers: credentials and the current tokens.
+
+The client secret and both tokens are sealed (store/sealing.py) before they are written and
+opened when read, so callers only ever see plaintext and the table only ever holds ciphertext.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.sites import Site
+from postventa.store.sealing import TokenCipher
 from postventa.store.tables import marketplace_links
 from postventa.store.upsert import upsert
 
@@ -28,16 +33,18 @@ class MarketplaceLink:
     access_token_expires_at: dt.datetime | None
 
 
-async def save_link(connection: AsyncConnection, link: MarketplaceLink, now: dt.datetime) -> None:
+async def save_link(
+    connection: AsyncConnection, link: MarketplaceLink, now: dt.datetime, cipher: TokenCipher
+) -> None:
     """Create or replace the account's link."""
     values = {
         "account_id": link.account_id,
         "seller_id": link.seller_id,
         "site_id": link.site.value,
         "client_id": link.client_id,
-        "client_secret": link.client_secret,
-        "refresh_token": link.refresh_token,
-        "access_token": link.access_token,
+        "client_secret": cipher.seal(link.client_secret),
+        "refresh_token": cipher.seal(link.refresh_token),
+        "access_token": cipher.seal(link.access_token) if link.access_token is not None else None,
         "access_token_expires_at": link.access_token_expires_at,
         "updated_at": now,
     }
@@ -45,22 +52,21 @@ async def save_link(connection: AsyncConnection, link: MarketplaceLink, now: dt.
 
 
 async def get_link(
-    connection: AsyncConnection, account_id: int, *, for_update: bool = False
+    connection: AsyncConnection, account_id: int, cipher: TokenCipher, *, for_update: bool = False
 ) -> MarketplaceLink | None:
     """The account's link; `for_update` locks it (PostgreSQL) so one process refreshes the tokens."""
     query = select(marketplace_links).where(marketplace_links.c.account_id == account_id)
     if for_update and connection.dialect.name == "postgresql":
         query = query.with_for_update()
     row = (await connection.execute(query)).first()
-    return _link(row) if row else None
+    return _link(row, cipher) if row else None
 
 
-async def get_link_by_seller(connection: AsyncConnection, seller_id: int) -> MarketplaceLink | None:
-    """The link of a Mercado Libre seller (notifications name the seller)."""
-    row = (
-        await connection.execute(select(marketplace_links).where(marketplace_links.c.seller_id == seller_id))
-    ).first()
-    return _link(row) if row else None
+async def account_of_seller(connection: AsyncConnection, seller_id: int) -> int | None:
+    """The account linked to a Mercado Libre seller (notifications name the seller)."""
+    query = select(marketplace_links.c.account_id).where(marketplace_links.c.seller_id == seller_id)
+    account_id: int | None = (await connection.execute(query)).scalar()
+    return account_id
 
 
 async def save_tokens(
@@ -71,28 +77,29 @@ async def save_tokens(
     refresh_token: str,
     expires_at: dt.datetime,
     now: dt.datetime,
+    cipher: TokenCipher,
 ) -> None:
     """Keep the new tokens (the refresh token rotates: the old one no longer works)."""
     await connection.execute(
         update(marketplace_links)
         .where(marketplace_links.c.account_id == account_id)
         .values(
-            access_token=access_token,
-            refresh_token=refresh_token,
+            access_token=cipher.seal(access_token),
+            refresh_token=cipher.seal(refresh_token),
             access_token_expires_at=expires_at,
             updated_at=now,
         )
     )
 
 
-def _link(row: Row[Any]) -> MarketplaceLink:
+def _link(row: Row[Any], cipher: TokenCipher) -> MarketplaceLink:
     return MarketplaceLink(
         account_id=row.account_id,
         seller_id=row.seller_id,
         site=Site(row.site_id),
         client_id=row.client_id,
-        client_secret=row.client_secret,
-        refresh_token=row.refresh_token,
-        access_token=row.access_token,
+        client_secret=cipher.open(row.client_secret),
+        refresh_token=cipher.open(row.refresh_token),
+        access_token=cipher.open(row.access_token) if row.access_token is not None else None,
         access_token_expires_at=row.access_token_expires_at,
     )
