@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from postventa.emulator.config import REQUESTS_PER_MINUTE
 from tests.e2e.conftest import World, wait_for
+
+UNLIMITED = 10_000_000
 
 FAULT_KINDS: dict[str, dict[str, Any]] = {
     "429": {"Kind": "429"},
@@ -68,7 +71,22 @@ def conversation_of(path: str) -> int:
 async def run_faults(
     world: World, kind: str, messages: int, *, rate: float = 0.2, timeout: float = 120.0
 ) -> FaultRunResult:
-    """Queue `messages` sends on distinct orders under one fault kind; wait until all settle."""
+    """Queue `messages` sends on distinct orders under one fault kind; wait until all settle.
+
+    Mercado Libre's own per-application limit is lifted for the run: the run is about the injected
+    faults (429s included, as a fault kind), and the e2e server paces far above 500 calls a minute.
+    """
+    await world.configure(ReadsPerMinute=UNLIMITED, WritesPerMinute=UNLIMITED)
+    try:
+        return await _run_faults(world, kind, messages, rate=rate, timeout=timeout)
+    finally:
+        await world.faults([])
+        await world.configure(ReadsPerMinute=REQUESTS_PER_MINUTE, WritesPerMinute=REQUESTS_PER_MINUTE)
+
+
+async def _run_faults(
+    world: World, kind: str, messages: int, *, rate: float, timeout: float
+) -> FaultRunResult:
     seller = await world.linked_seller("MLA")
     created = [await world.emulator_order(seller) for _ in range(messages)]
     await world.sync(seller)
