@@ -135,3 +135,6 @@ async def test_rate_limit_headers_once_the_key_is_known(client, database, scenar
     if code is not None:
         assert_refused(answered, status, code)
     assert_rate_limit_headers(answered)
+    # The IETF fields too (draft-ietf-httpapi-ratelimit-headers), named after the endpoint class.
+    assert answered.headers["ratelimit-policy"].startswith(('"send";q=', '"read";q='))
+    assert answered.headers["ratelimit"].startswith(('"send";r=', '"read";r='))

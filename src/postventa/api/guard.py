@@ -7,32 +7,46 @@ from starlette.requests import Request
 from postventa.api.context import Context
 from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.domain.parameters import ACCOUNT_ID, API_KEY, Parameters
+from postventa.metrics import RATE_LIMIT_REFUSALS
 from postventa.services.auth import authenticate, authorize_account
+from postventa.store.accounts import ApiKeyGrant
 
 
 async def authorize_request(
     request: Request, context: Context, parameters: Parameters, endpoint_class: str
 ) -> int:
-    """The account the request acts on; refuses with the first failing check of 1–4."""
+    """The account the request acts on; refuses with the first failing check of 1–4.
+
+    From check 1 on, the key's rate-limit headers go on the response, whatever it is (response_headers
+    here, and api/errors.py for the refusals).
+    """
     async with context.database.transaction() as connection:
         grant = await authenticate(connection, parameters.text(API_KEY), context.settings.api_key_pepper)
     try:
         account_id = authorize_account(grant, parameters.raw(ACCOUNT_ID))
     except PostventaError:
         # Checks 2 and 3 come before the count, but the key is known: say where it stands.
-        request.state.response_headers = (
-            await context.rate_limiter.peek(grant.api_key_id, endpoint_class)
-        ).headers()
+        request.state.response_headers = await _standing(context, grant, endpoint_class)
         raise
-    state = await context.rate_limiter.hit(grant.api_key_id, endpoint_class)
+    state = await context.rate_limiter.hit(grant.prefix, endpoint_class, grant.rate_limits)
     request.state.response_headers = state.headers()
     if not state.allowed:
+        RATE_LIMIT_REFUSALS.labels(endpoint_class).inc()
+        # Check 4 refused (429): the request was not counted and does nothing else.
         raise PostventaError.of(
             RefusalKind.RATE_LIMITED,
             "rate_limited",
             f"Too many requests for this API key; retry in {state.retry_after_seconds} seconds.",
         )
     return account_id
+
+
+async def _standing(context: Context, grant: ApiKeyGrant, endpoint_class: str) -> dict[str, str]:
+    try:
+        state = await context.rate_limiter.peek(grant.prefix, endpoint_class, grant.rate_limits)
+    except PostventaError:
+        return {}  # the counters are unreachable: the refusal of check 2 or 3 stands, without headers
+    return state.headers()
 
 
 def response_headers(request: Request) -> dict[str, str]:

@@ -1,86 +1,180 @@
-"""Check 4: requests per API key and endpoint class in a one-minute window, with Alephee's headers.
+"""Check 4: requests per API key and endpoint class in a moving window, with Alephee's and the IETF's
+rate-limit headers.
 
-The limit is per key, shared by all its accounts (as Alephee counts). Counters live in memory,
-which is right for one process; several processes will share them through Redis (hardening issue).
+The limit is per key, shared by all its accounts (as Alephee counts): the key's own limits
+(`api_keys.rate_limits`) or POSTVENTA_RATE_LIMITS. Counters are kept under the key's public prefix,
+unique in every database, and the endpoint class: in memory for one process, or in Redis
+(POSTVENTA_REDIS_URL) so that every API process counts the same requests. When Redis cannot be
+reached the request is refused with 503: neither let through uncounted nor failed with a 500.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
+import structlog
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.util import WindowStats
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-SEND = "send"
-READ = "read"
+from postventa.domain.errors import PostventaError, RefusalKind
+from postventa.services.auth import READ, SEND, parse_rate_limits
+
+__all__ = ["READ", "SEND", "RateLimitState", "RateLimiter", "parse_rate_limits"]
+
+REDIS_TIMEOUT_SECONDS = 1.0  # connect and answer; past it the request is a 503, not a hang
+REDIS_KEY_PREFIX = "postventa"
+_REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+
+log = structlog.get_logger("postventa.api")
 
 
 @dataclass(frozen=True)
 class RateLimitState:
-    """Where a key stands after a request."""
+    """Where a key stands in one endpoint class after a request."""
 
     allowed: bool
+    policy: str  # the endpoint class, which names the policy in the IETF fields
     limit: int
+    window_seconds: int
     remaining: int
     reset_seconds: int
     retry_after_seconds: int  # -1 when allowed
 
     def headers(self) -> dict[str, str]:
-        """x-ratelimit-* as Alephee sends them, and Retry-After on a refusal."""
+        """x-ratelimit-* as Alephee sends them, RateLimit-Policy and RateLimit as the IETF draft
+        (draft-ietf-httpapi-ratelimit-headers) writes them, and Retry-After on a refusal."""
         headers = {
             "x-ratelimit-limit": str(self.limit),
             "x-ratelimit-remaining": str(self.remaining),
             "x-ratelimit-reset": str(self.reset_seconds),
             "x-ratelimit-retryafter": str(self.retry_after_seconds),
+            "ratelimit-policy": f'"{self.policy}";q={self.limit};w={self.window_seconds}',
+            "ratelimit": f'"{self.policy}";r={self.remaining};t={self.reset_seconds}',
         }
         if not self.allowed:
             headers["retry-after"] = str(self.retry_after_seconds)
         return headers
 
 
-def parse_rate_limits(text: str) -> dict[str, RateLimitItem]:
-    """ "send=120/minute,read=1200/minute" → a limit per endpoint class."""
-    limits: dict[str, RateLimitItem] = {}
-    for part in text.split(","):
-        name, _, rule = part.partition("=")
-        if not name.strip() or not rule.strip():
-            raise ValueError(f"rate limit '{part}' is not NAME=N/PERIOD")
-        limits[name.strip().lower()] = parse(rule.strip())
-    missing = {SEND, READ} - limits.keys()
-    if missing:
-        raise ValueError(f"rate limits must name {', '.join(sorted(missing))}")
-    return limits
-
-
 class RateLimiter:
-    """Counts each key's requests per endpoint class."""
+    """Counts each key's requests per endpoint class, against the key's limits or the defaults."""
 
-    def __init__(self, limits: dict[str, RateLimitItem], storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        limits: dict[str, RateLimitItem],
+        storage: Storage | None = None,
+        *,
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.limits = limits
         self.strategy = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._close = close
 
-    async def hit(self, api_key_id: int, endpoint_class: str) -> RateLimitState:
-        """Count one request; a refused one is not counted and must do nothing else."""
-        item = self.limits[endpoint_class]
-        allowed = await self.strategy.hit(item, str(api_key_id))
-        return await self._state(item, str(api_key_id), allowed)
-
-    async def peek(self, api_key_id: int, endpoint_class: str) -> RateLimitState:
-        """Where the key stands, without counting (for a request refused before check 4)."""
-        item = self.limits[endpoint_class]
-        stats = await self.strategy.get_window_stats(item, str(api_key_id))
-        return await self._state(item, str(api_key_id), stats.remaining > 0)
-
-    async def _state(self, item: RateLimitItem, identifier: str, allowed: bool) -> RateLimitState:
-        stats = await self.strategy.get_window_stats(item, identifier)
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return RateLimitState(
-            allowed=allowed,
-            limit=item.amount,
-            remaining=stats.remaining,
-            reset_seconds=reset,
-            retry_after_seconds=-1 if allowed else max(1, reset),
+    @classmethod
+    def from_settings(cls, rate_limits: str, redis_url: str | None) -> RateLimiter:
+        """The defaults of POSTVENTA_RATE_LIMITS, counted in memory or in the Redis of redis_url."""
+        limits = parse_rate_limits(rate_limits)
+        if redis_url is None:
+            return cls(limits)
+        pool = _redis_pool(redis_url)
+        options: dict[str, Any] = {"connection_pool": pool}  # the storage's options are typed narrowly
+        storage = RedisStorage(
+            _storage_uri(redis_url),
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=REDIS_KEY_PREFIX,
+            **options,
         )
+        return cls(limits, storage, close=pool.aclose)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any."""
+        if self._close is not None:
+            await self._close()
+
+    def limits_for(self, key_limits: str | None) -> Mapping[str, RateLimitItem]:
+        """A key's own limits, or the defaults when it has none (or, defensively, a broken string)."""
+        if key_limits is None:
+            return self.limits
+        try:
+            return _parsed(key_limits)
+        except ValueError:
+            log.warning("rate_limits_invalid", rate_limits=key_limits)
+            return self.limits
+
+    async def hit(self, identity: str, endpoint_class: str, key_limits: str | None = None) -> RateLimitState:
+        """Count one request; a refused one is not counted and must do nothing else."""
+        item = self.limits_for(key_limits)[endpoint_class]
+        try:
+            allowed = await self.strategy.hit(item, identity, endpoint_class)
+            stats = await self.strategy.get_window_stats(item, identity, endpoint_class)
+        except StorageError as error:
+            raise _unavailable(error) from error
+        return _state(endpoint_class, item, stats, allowed)
+
+    async def peek(self, identity: str, endpoint_class: str, key_limits: str | None = None) -> RateLimitState:
+        """Where the key stands, without counting (for a request refused before check 4)."""
+        item = self.limits_for(key_limits)[endpoint_class]
+        try:
+            stats = await self.strategy.get_window_stats(item, identity, endpoint_class)
+        except StorageError as error:
+            raise _unavailable(error) from error
+        return _state(endpoint_class, item, stats, stats.remaining > 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(key_limits: str) -> Mapping[str, RateLimitItem]:
+    return parse_rate_limits(key_limits)
+
+
+def _state(policy: str, item: RateLimitItem, stats: WindowStats, allowed: bool) -> RateLimitState:
+    reset = max(0, math.ceil(stats.reset_time - time.time()))
+    return RateLimitState(
+        allowed=allowed,
+        policy=policy,
+        limit=item.amount,
+        window_seconds=item.get_expiry(),
+        remaining=max(0, stats.remaining),
+        reset_seconds=reset,
+        retry_after_seconds=-1 if allowed else max(1, reset),
+    )
+
+
+def _unavailable(error: StorageError) -> PostventaError:
+    log.warning("rate_limit_storage_unavailable", error_type=type(error.storage_error).__name__)
+    return PostventaError.of(
+        RefusalKind.UNAVAILABLE,
+        "rate_limit_unavailable",
+        "The rate limit cannot be checked right now; retry shortly.",
+    )
+
+
+def _storage_uri(redis_url: str) -> str:
+    scheme, separator, rest = redis_url.partition("://")
+    storage_scheme = _REDIS_SCHEMES.get(scheme.lower())
+    if not separator or storage_scheme is None:
+        raise ValueError("POSTVENTA_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    return f"{storage_scheme}://{rest}"
+
+
+def _redis_pool(redis_url: str) -> ConnectionPool:
+    # Short timeouts and one quick retry (a pooled connection Redis closed): an unreachable Redis
+    # answers 503 within about a second instead of holding the request through backoff.
+    _storage_uri(redis_url)  # refuse other schemes before redis-py reads the URL
+    return ConnectionPool.from_url(
+        redis_url,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),
+    )

@@ -1,4 +1,5 @@
-"""Checks 1–3: the API key, the account id, and whether the key opens that account."""
+"""Checks 1–3: the API key, the account id, and whether the key opens that account; and the syntax of
+the rate limits a key is given (POSTVENTA_RATE_LIMITS, or the key's own)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from limits import RateLimitItem
+from limits.util import parse_many
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.errors import PostventaError, RefusalKind, invalid
@@ -17,6 +20,11 @@ from postventa.store.accounts import ApiKeyGrant, find_active_key
 API_KEY_PREFIX = "pv"
 _PREFIX_CHARACTERS = 12
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+SEND = "send"
+READ = "read"
+ENDPOINT_CLASSES = (SEND, READ)
+MAX_RATE_LIMITS_CHARACTERS = 200  # api_keys.rate_limits
 
 
 @dataclass(frozen=True)
@@ -79,3 +87,42 @@ def authorize_account(grant: ApiKeyGrant, raw_account_id: object) -> int:
             f"The API key is not associated with account {account_id}.",
         )
     return account_id
+
+
+def parse_rate_limits(text: str) -> dict[str, RateLimitItem]:
+    """ "send=120/minute,read=1200/minute" → a limit per endpoint class; both classes, nothing else."""
+    limits: dict[str, RateLimitItem] = {}
+    for part in text.split(","):
+        name, _, rule = (piece.strip() for piece in part.partition("="))
+        name = name.lower()
+        if not name or not rule:
+            raise ValueError(f"rate limit '{part.strip()}' is not NAME=N/PERIOD")
+        if name not in ENDPOINT_CLASSES:
+            raise ValueError(f"rate limit class '{name}' is unknown (send, read)")
+        if name in limits:
+            raise ValueError(f"rate limit class '{name}' is given twice")
+        items = parse_many(rule)
+        if len(items) != 1 or items[0].amount < 1:
+            raise ValueError(f"rate limit '{rule}' must be one positive N/PERIOD, e.g. 120/minute")
+        limits[name] = items[0]
+    missing = set(ENDPOINT_CLASSES) - limits.keys()
+    if missing:
+        raise ValueError(f"rate limits must name {', '.join(sorted(missing))}")
+    return limits
+
+
+def key_rate_limits(text: str | None) -> str | None:
+    """A key's own rate limits as stored: checked, trimmed; None means POSTVENTA_RATE_LIMITS."""
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        if len(text) > MAX_RATE_LIMITS_CHARACTERS:
+            raise ValueError(f"at most {MAX_RATE_LIMITS_CHARACTERS} characters")
+        parse_rate_limits(text)
+    except ValueError as error:
+        raise invalid(
+            "invalid_body",
+            f"RateLimits: {error}; e.g. 'send=10/minute,read=100/minute', or null for the defaults.",
+        ) from error
+    return text
