@@ -13,19 +13,42 @@ import structlog
 # API keys travel in query strings; whatever text carries one, the key is masked before it is written.
 _API_KEY_IN_TEXT = re.compile(r"pv_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 _SECRET_FIELDS = re.compile(r"(?i)(api_key|apikey|x-api-key|authorization|token|secret|password)")
+# Tokens of an Authorization header (the admin token, Mercado Libre's), and the value after any name
+# that says "secret" (`API_KEY=…`, `'x-api-key': '…'`, `"ClientSecret": "…"`), whatever its shape:
+# an exception that quotes a request or a header dict must not carry them into the logs.
+_BEARER_IN_TEXT = re.compile(r"(?i)\b(bearer|basic)\s+[^\s'\",;{}\[\]]+")
+_SECRET_ASSIGNMENT_IN_TEXT = re.compile(
+    r"(?i)(\b(?:x-)?api[_-]?key|\bauthorization|\b(?:[a-z]+[_-]?)?token|\b(?:[a-z]+[_-]?)?secret"
+    r"|\bpassword|\bpepper)(['\"]?\s*[:=]\s*['\"]?)(?!pv_\[|bearer\s|basic\s)([^\s'\"&,;{}\[\]]+)"
+)
 
 
 def redact_text(text: str) -> str:
-    """Mask every API key in a text."""
-    return _API_KEY_IN_TEXT.sub("pv_[redacted]", text)
+    """Mask every API key, bearer token and value named like a secret in a text."""
+    text = _API_KEY_IN_TEXT.sub("pv_[redacted]", text)
+    text = _BEARER_IN_TEXT.sub(r"\1 [redacted]", text)
+    return _SECRET_ASSIGNMENT_IN_TEXT.sub(r"\1\2[redacted]", text)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: "[redacted]" if _SECRET_FIELDS.search(str(key)) else _scrub(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
 
 
 def _redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_FIELDS.search(key):
+        if key != "event" and _SECRET_FIELDS.search(key):
             event[key] = "[redacted]"
-        elif isinstance(value, str):
-            event[key] = redact_text(value)
+        else:
+            event[key] = _scrub(value)
     return event
 
 

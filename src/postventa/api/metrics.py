@@ -1,0 +1,136 @@
+"""Observability at the edge: the request metrics middleware, `/metrics` and `/readyz`.
+
+`/metrics` is Prometheus' text exposition, open on the API's port like `/healthz`: it holds no
+tenant data (counts by route template, status and outcome), but operators should not expose it
+publicly (docs/operations.md). `/readyz` says whether this process can serve: the database answers,
+its schema is this version's, and some delivery worker was seen recently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import time
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postventa.api.context import Context, context_of
+from postventa.metrics import (
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    QueueSnapshot,
+    exposition,
+    http_method_label,
+)
+from postventa.store import outbox
+from postventa.store.migrate import current_revision, head_revision
+
+UNMATCHED_ROUTE = "unmatched"
+PROBE_TIMEOUT_SECONDS = 5.0
+OK = "ok"
+
+log = structlog.get_logger("postventa.metrics")
+router = APIRouter(include_in_schema=False)
+_head_revision = functools.cache(head_revision)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by method, route template and status.
+
+    The route is read after the application ran (Starlette's router sets `scope["route"]`), so the
+    label is the template (`/v2/orders/{orderId}/messages`), never the raw path; a request no route
+    took (an unknown path, or one refused at the edge before routing) is "unmatched".
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the application raised before responding
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            method, route = http_method_label(scope["method"]), route_template(scope)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that handled the request, or "unmatched"."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition: counters and histograms, plus the queue gauges read from the database."""
+    snapshot = await _queue_snapshot(context_of(request))
+    body, content_type = await asyncio.to_thread(exposition, snapshot, request.headers.get("accept"))
+    return Response(body, headers={"Content-Type": content_type})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """200 when the database answers, its schema is current and a worker is alive; 503 saying why not."""
+    checks = await readiness_checks(context_of(request))
+    ready = all(result == OK for result in checks.values())
+    return JSONResponse(
+        {"Status": "ready" if ready else "not_ready", "Checks": checks}, status_code=200 if ready else 503
+    )
+
+
+async def readiness_checks(context: Context) -> dict[str, str]:
+    """Database, Migrations and Worker: "ok", or the reason the check failed. Two queries at most."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            revision = await current_revision(context.database)
+            head = _head_revision()
+            if revision != head:
+                return {
+                    "Database": OK,
+                    "Migrations": f"at revision {revision or 'none'}, this version needs {head}",
+                    "Worker": "not checked: the schema is not current",
+                }
+            async with context.database.transaction() as connection:
+                seen = await outbox.latest_heartbeat(connection)
+    except Exception as error:  # the reason is all a probe needs; the details go to the log
+        log.warning("readiness_database_failed", error=f"{type(error).__name__}: {error}")
+        reason = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+        return {"Database": f"unreachable ({reason})", "Migrations": "unknown", "Worker": "unknown"}
+    return {"Database": OK, "Migrations": OK, "Worker": _worker_check(context, seen)}
+
+
+def _worker_check(context: Context, seen: dt.datetime | None) -> str:
+    if seen is None:
+        return "no heartbeat from any delivery worker"
+    age_seconds = (context.clock() - seen).total_seconds()
+    if age_seconds > context.settings.heartbeat_max_age_seconds:
+        return f"no heartbeat for {age_seconds:.0f} s"
+    return OK
+
+
+async def _queue_snapshot(context: Context) -> QueueSnapshot | None:
+    """The outbox counts, or None (the gauges left out) when the database does not answer in time."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS), context.database.transaction() as connection:
+            by_status = await outbox.count_by_status(connection)
+            due = await outbox.count_due(connection, context.clock())
+    except Exception as error:  # a scrape still shows the process metrics
+        log.warning("metrics_database_failed", error=f"{type(error).__name__}: {error}")
+        return None
+    return QueueSnapshot(by_status=by_status, due=due)
