@@ -7,13 +7,29 @@ the same JSON body as every other 4xx.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import orjson
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from postventa.api.app import create_app
 from postventa.api.errors import error_body
+from postventa.config import Settings
+from postventa.logs import configure_logging
+
+# What each uvicorn worker process imports and calls to build its app (workers need an import string).
+APP_FACTORY = "postventa.api.server:app_from_environment"
+# Named, not passed: a spawned worker then imports the app after it started answering health checks.
+HTTP_PROTOCOL = "postventa.api.server:JsonErrorHttpToolsProtocol"
+# Importing the app takes seconds on a busy machine; uvicorn's 5 s would kill workers still starting.
+WORKER_HEALTHCHECK_TIMEOUT_SECONDS = 30
+# prometheus_client keeps the metrics of several processes in files there, so /metrics adds them up.
+METRICS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
@@ -37,15 +53,50 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+# uvicorn without its access log (ours redacts), with our logging configuration.
+_UVICORN_OPTIONS: dict[str, Any] = {
+    "http": JsonErrorHttpToolsProtocol,
+    "access_log": False,
+    "log_config": None,
+    "server_header": False,
+}
+
+
 def run_server(application: Any, host: str, port: int, log_level: str) -> None:
     """uvicorn without its access log (ours redacts), with our logging configuration."""
-    uvicorn.run(
-        application,
-        host=host,
-        port=port,
-        http=JsonErrorHttpToolsProtocol,
-        access_log=False,
-        log_config=None,
-        log_level=log_level,
-        server_header=False,
-    )
+    uvicorn.run(application, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS)
+
+
+def run_server_processes(host: str, port: int, log_level: str, workers: int) -> None:
+    """`workers` uvicorn processes sharing one socket, each building its app from the environment.
+
+    Metrics are kept in a directory the processes share (a fresh one unless the operator named one),
+    so that any process's /metrics counts for all of them.
+    """
+    made_directory = None
+    if not os.environ.get(METRICS_DIRECTORY_VARIABLE):
+        made_directory = tempfile.mkdtemp(prefix="postventa-metrics-")
+        # Set before uvicorn spawns the workers, which inherit it.
+        os.environ[METRICS_DIRECTORY_VARIABLE] = made_directory
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_SECONDS,
+            **(_UVICORN_OPTIONS | {"http": HTTP_PROTOCOL}),
+        )
+    finally:
+        if made_directory is not None:
+            shutil.rmtree(made_directory, ignore_errors=True)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process: settings from the environment, logging configured here
+    (a spawned process inherits nothing of its parent's configuration)."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
