@@ -1,12 +1,21 @@
 """OpenAPI descriptions of what FastAPI cannot infer: the send's three ways and the shared errors.
 
 The send endpoint reads its parameters itself (any source, any casing), so its query parameters,
-bodies and examples are declared here for /docs.
+bodies and examples are declared here for /docs. Every operation's answers are declared too (the
+bodies are in `openapi_bodies.py`), and `install` completes what FastAPI generates: the refusals
+of the edge that any operation may get, path ids as the integers they are, and no 422 (this API
+answers 400 for invalid input). The schemathesis test holds the service to this document.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from fastapi import FastAPI
+
+from postventa.api.openapi_bodies import COMPONENTS, ID, nullable, ref
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -32,7 +41,102 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _error("The account is not associated with the API key."),
     404: _error("No such order (or message) in this account."),
     429: _error("Rate limit of the API key exceeded; see Retry-After."),
+    503: _error("The rate limit cannot be checked (its shared store is unreachable); retry shortly."),
     500: {"description": "Unexpected failure", "content": {"text/plain": {"schema": {"type": "string"}}}},
+}
+
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    name: {"schema": {"type": "integer"}, "description": description}
+    for name, description in (
+        ("x-ratelimit-limit", "Requests allowed per window for this key and endpoint class."),
+        ("x-ratelimit-remaining", "Requests left in the window."),
+        ("x-ratelimit-reset", "Seconds until the window frees a request."),
+        ("x-ratelimit-retryafter", "Seconds to wait before retrying; -1 when allowed."),
+    )
+}
+
+
+def read_responses(component: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """A read's 200 (a body of `openapi_bodies.COMPONENTS`) and the public API's refusals."""
+    ok = {
+        "description": description,
+        "content": {"application/json": {"schema": ref(component)}},
+        "headers": RATE_LIMIT_HEADERS,
+    }
+    return {200: ok, **ERROR_RESPONSES}
+
+
+ATTACHMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file as it was sent; its type is its extension's.",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in ("application/pdf", "image/jpeg", "image/png", "text/plain")
+        },
+        "headers": {
+            "Content-Disposition": {
+                "schema": {"type": "string"},
+                "description": "attachment, with the file's name (UTF-8 in filename*).",
+            },
+            **RATE_LIMIT_HEADERS,
+        },
+    },
+    **ERROR_RESPONSES,
+}
+
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The body or a path id is invalid (names the field)."),
+    401: _error("The admin bearer token is missing or wrong."),
+    404: _error("The admin API is off (no POSTVENTA_ADMIN_TOKEN), or no such account, key or order."),
+    500: ERROR_RESPONSES[500],
+}
+_JSON_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    415: _error("The body is not application/json."),
+}
+
+
+def admin_responses(
+    status: int, description: str, body: dict[str, Any] | None = None, *, reads_body: bool = True
+) -> dict[int | str, dict[str, Any]]:
+    """An admin operation's success (with its body, if any) and the admin API's refusals."""
+    success: dict[str, Any] = {"description": description}
+    if body is not None:
+        success["content"] = {"application/json": {"schema": body}}
+    return {status: success, **_ADMIN_ERRORS, **(_JSON_BODY_ERRORS if reads_body else {})}
+
+
+MARKETPLACE_ERRORS: dict[int | str, dict[str, Any]] = {
+    502: _error("Mercado Libre could not be reached or failed; nothing was changed."),
+}
+
+WEBHOOK_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["topic", "resource", "user_id"],
+                    "properties": {
+                        "topic": {"type": "string", "minLength": 1, "example": "messages"},
+                        "resource": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "user_id": {**ID, "description": "The seller's Mercado Libre id."},
+                    },
+                    "description": "Mercado Libre's notification; other fields are ignored.",
+                }
+            }
+        },
+    }
+}
+
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Received. Accepted is false for sellers or topics this service does not follow.",
+        "content": {"application/json": {"schema": ref("NotificationAnswer")}},
+    },
+    400: _error("The notification is malformed (not JSON, or no topic, resource or user_id)."),
+    **_JSON_BODY_ERRORS,
+    500: ERROR_RESPONSES[500],
 }
 
 SEND_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -58,14 +162,22 @@ SEND_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _query(
-    name: str, description: str, *, schema_type: str = "string", required: bool = False
+    name: str,
+    description: str,
+    *,
+    schema_type: str = "string",
+    required: bool = False,
+    bounds: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": schema_type}
+    if bounds is not None:
+        schema |= {"minimum": bounds[0], "maximum": bounds[1]}
     return {
         "name": name,
         "in": "query",
         "required": required,
         "description": description,
-        "schema": {"type": schema_type},
+        "schema": schema,
     }
 
 
@@ -79,26 +191,40 @@ READ_QUERY: dict[str, Any] = {"parameters": _CREDENTIALS}
 ORDERS_QUERY: dict[str, Any] = {
     "parameters": [
         *_CREDENTIALS,
-        _query("limit", "Page size, 1 to 1000 (default 100).", schema_type="integer"),
-        _query("offset", "Orders to skip (default 0).", schema_type="integer"),
-        _query("statusType", "0 New, 1 Pending, 2 Closed, 99 Cancelled."),
+        _query("limit", "Page size, 1 to 1000 (default 100).", schema_type="integer", bounds=(1, 1000)),
+        _query("offset", "Orders to skip (default 0).", schema_type="integer", bounds=(0, 2**62)),
+        _query("statusType", "0 New, 1 Pending, 2 Closed, 99 Cancelled (or the name, any case)."),
         _query("dateCreatedFrom", "Created at or after, 'yyyy-mm-dd HH:mm' (UTC)."),
-        _query("idFrom", "Smallest order id.", schema_type="integer"),
-        _query("idTo", "Largest order id.", schema_type="integer"),
+        _query("idFrom", "Smallest order id.", schema_type="integer", bounds=(1, ID["maximum"])),
+        _query("idTo", "Largest order id.", schema_type="integer", bounds=(1, ID["maximum"])),
         _query("sort", "Id (default) or dateCreated."),
     ]
 }
 
+_EXTENSION: dict[str, Any] = {
+    "type": "string",
+    "description": "pdf, jpg, jpeg, png or txt, with or without the dot, any case.",
+    # Empty is absent, like any parameter.
+    "pattern": r"^$|^\s*\.?([Pp][Dd][Ff]|[Jj][Pp][Ee]?[Gg]|[Pp][Nn][Gg]|[Tt][Xx][Tt])\s*$",
+}
+
+# An id may come as text ("5" is 5); an empty value is an absent one.
+_DIGITS: dict[str, Any] = {"type": "string", "pattern": "^[0-9]*$"}
+
 _SEND_FIELDS: dict[str, Any] = {
     "API_KEY": {"type": "string"},
-    "accountId": {"type": "integer"},
-    "orderId": {"type": "integer", "description": "Optional; must equal the path's."},
+    "accountId": {"anyOf": [ID, _DIGITS]},
+    "orderId": {"anyOf": [ID, _DIGITS], "description": "Optional; must equal the path's."},
     "messageOptions": {
         "description": "1 REQUEST_VARIANTS, 2 REQUEST_BILLING_INFO, 3 SEND_INVOICE_LINK, 4 OTHER, "
         "5 DELIVERY_PROMISE (number or name).",
         "oneOf": [{"type": "integer", "minimum": 1, "maximum": 5}, {"type": "string"}],
     },
-    "message": {"type": "string", "maxLength": 350, "description": "Free text (reasons 3 and 4)."},
+    "message": {
+        "type": ["string", "number"],
+        "maxLength": 350,
+        "description": "Free text (reasons 3 and 4); a number is read as its text.",
+    },
 }
 
 SEND_REQUEST: dict[str, Any] = {
@@ -116,11 +242,15 @@ SEND_REQUEST: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "type": "object",
+                    "description": "A null (or empty) field is the same as an absent one.",
                     "properties": {
-                        **_SEND_FIELDS,
-                        "fileBase64": {"type": "string", "format": "byte"},
-                        "documentName": {"type": "string", "maxLength": 200},
-                        "documentExtension": {"type": "string", "enum": ["pdf", "jpg", "jpeg", "png", "txt"]},
+                        name: nullable(schema)
+                        for name, schema in {
+                            **_SEND_FIELDS,
+                            "fileBase64": {"type": "string", "format": "byte"},
+                            "documentName": {"type": "string", "maxLength": 200},
+                            "documentExtension": _EXTENSION,
+                        }.items()
                     },
                 },
                 "examples": {
@@ -180,3 +310,59 @@ Three ways to send:
 Parameter names are case-insensitive and may be mixed across sources; the same name with two
 different values is refused.
 """
+
+EDGE_RESPONSES: dict[str, dict[str, Any]] = {
+    "400": _error("The request could not be read (malformed HTTP, encoding or body)."),
+    "413": _error("The request body is over the limit."),
+    "414": _error("The query string is over the limit."),
+    "500": ERROR_RESPONSES[500],
+}
+PATH_IDS = frozenset({"orderId", "messageId", "accountId", "keyId"})
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def install(app: FastAPI) -> None:
+    """Serve the generated document completed by `complete_document`."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_document(generate())
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+def complete_document(document: dict[str, Any]) -> dict[str, Any]:
+    """What FastAPI cannot know about this API, written into its generated document.
+
+    Routes read their parameters themselves, so FastAPI sees path ids as text and declares a 422
+    this API never answers (invalid input is a 400 with the error body). Every operation may also
+    get the edge's refusals (api/edge.py) and a 500. Request models' nested definitions are moved
+    to `components/schemas`, where their references point. Works on a copy: the generated
+    document shares dictionaries with the routes' declarations.
+    """
+    document = copy.deepcopy(document)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas.update(COMPONENTS)
+    for operation in _operations(document):
+        responses = operation.setdefault("responses", {})
+        if "HTTPValidationError" in str(responses.get("422", "")):
+            del responses["422"]
+        for status, response in EDGE_RESPONSES.items():
+            responses.setdefault(status, response)
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "path" and parameter.get("name") in PATH_IDS:
+                parameter["schema"] = dict(ID)
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            schemas.update(media.get("schema", {}).pop("$defs", {}))
+    return document
+
+
+def _operations(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for path_item in document.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method in _HTTP_METHODS:
+                yield operation

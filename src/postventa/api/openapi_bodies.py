@@ -1,0 +1,164 @@
+"""JSON Schemas of the bodies the API answers, as `render.py` and the routes write them.
+
+They are the OpenAPI document's `components/schemas`: /docs shows them, and the schemathesis test
+holds every response to them, so a field renamed in one place and not the other fails CI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ID: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+"""Ids (orders, messages, accounts, keys) are positive 64-bit integers."""
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema, or null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def ref(name: str) -> dict[str, Any]:
+    """A reference to one of COMPONENTS."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "required": list(properties), "properties": properties}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_TEXT = {"type": "string"}
+_INT = {"type": "integer"}
+_TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601 with a Z."}
+
+
+def _key_value(description: str) -> dict[str, Any]:
+    return _object({"Key": _INT, "Value": _TEXT}, description)
+
+
+_ORDER = _object(
+    {
+        "Id": ID,
+        "ExternalOrderId": _TEXT,
+        "PackId": nullable(_INT),
+        "Marketplace": _key_value("1 Mercado Libre, 0 another marketplace; Value is its name."),
+        "SiteId": nullable(_TEXT),
+        "Status": _key_value("Alephee's status code and name."),
+        "StatusType": nullable(_key_value("0 New, 1 Pending, 2 Closed, 99 Cancelled.")),
+        "Shipping": _object(
+            {
+                "LogisticType": nullable(_key_value("Alephee's logistic type.")),
+                "EstimatedDelivery": nullable(
+                    _object(
+                        {
+                            "Date": {"type": "string", "format": "date"},
+                            "FromHour": _INT,
+                            "ToHour": _INT,
+                        }
+                    )
+                ),
+            }
+        ),
+        "Buyer": _object({"Code": nullable(_TEXT), "Nickname": nullable(_TEXT), "Name": nullable(_TEXT)}),
+        "DateCreated": nullable(_TIMESTAMP),
+    },
+    "An order (GET /v2/orders/{orderId}).",
+)
+
+_MESSAGE = _object(
+    {
+        "Id": ID,
+        "OrderId": ID,
+        "Direction": {"type": "string", "enum": ["outbound", "inbound"]},
+        "Reason": nullable(_key_value("The reason (messageOptions) of a seller message.")),
+        "Text": _TEXT,
+        "Attachment": nullable(
+            _object(
+                {
+                    "Name": _TEXT,
+                    "Extension": _TEXT,
+                    "Size": _INT,
+                    "Url": {"type": "string", "description": "Where to download it."},
+                }
+            )
+        ),
+        "Status": {
+            "type": "string",
+            "enum": ["queued", "sending", "sent", "moderated", "failed", "received"],
+        },
+        "DateCreated": _TIMESTAMP,
+        "DateStatus": nullable(_TIMESTAMP),
+        "DateSent": nullable(_TIMESTAMP),
+        "DateFailed": nullable(_TIMESTAMP),
+        "Attempts": _INT,
+        "MarketplaceMessageId": nullable(_TEXT),
+        "ModerationReason": nullable(_TEXT),
+        "ErrorCode": nullable(_TEXT),
+        "ErrorMessage": nullable(_TEXT),
+    },
+    "A message of a conversation, either direction, with its delivery status.",
+)
+
+_OPTION = _object(
+    {
+        "Reason": _key_value("The reason (messageOptions)."),
+        "TextMode": {"type": "string", "enum": ["free_text", "template"]},
+        "CharLimit": nullable(_INT),
+        "Available": {"type": "boolean"},
+        "Status": {"type": "integer", "description": "What a send would get now: 200, or 412/409."},
+        "Code": nullable(_TEXT),
+        "Message": nullable(_TEXT),
+        "Template": nullable({"type": "string", "description": "The text a template reason would send."}),
+    },
+    "What one reason would get if sent now (with a valid text and no attachment).",
+)
+
+_SORT = _object({"Id": _TEXT, "Name": _TEXT})
+
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "Order": _ORDER,
+    "OrdersPage": _object(
+        {
+            "Paging": _object({"Limit": _INT, "Offset": _INT, "Total": _INT}),
+            "SortBy": _SORT,
+            "AvailableSorts": {"type": "array", "items": _SORT},
+            "Total": _INT,
+            "Results": {"type": "array", "items": ref("Order")},
+        },
+        "A page of orders (Alephee's envelope).",
+    ),
+    "Message": _MESSAGE,
+    "Conversation": _object(
+        {
+            "OrderId": ID,
+            "PackId": nullable(_INT),
+            "Total": _INT,
+            "Results": {"type": "array", "items": ref("Message")},
+        },
+        "The order's conversation, oldest first.",
+    ),
+    "ReasonOption": _OPTION,
+    "SendOptions": _object({"OrderId": ID, "Results": {"type": "array", "items": ref("ReasonOption")}}),
+    "Account": _object({"Id": ID, "Name": _TEXT}),
+    "Accounts": _object({"Results": {"type": "array", "items": ref("Account")}}),
+    "ImportedOrders": _object(
+        {"Results": {"type": "array", "items": _object({"Id": ID, "ExternalOrderId": _TEXT})}}
+    ),
+    "ApiKeyCreated": {
+        "type": "object",
+        "required": ["Id", "ApiKey", "AccountIds"],
+        "properties": {
+            "Id": ID,
+            "ApiKey": {"type": "string", "description": "Shown only here."},
+            "AccountIds": {"type": "array", "items": ID},
+            "RateLimits": nullable(_TEXT),
+        },
+    },
+    "ApiKeyLimits": _object({"Id": ID, "RateLimits": nullable(_TEXT)}),
+    "Created": _object({"Id": ID}),
+    "MercadoLibreLink": _object({"AccountId": ID, "Linked": {"type": "boolean"}}),
+    "MercadoLibreSync": _object({"Imported": {"type": "integer", "minimum": 0}}),
+    "NotificationAnswer": _object({"Status": _INT, "Accepted": {"type": "boolean"}}),
+}
