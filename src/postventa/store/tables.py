@@ -80,6 +80,8 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    # This key's own limits ("send=10/minute,read=100/minute"); NULL: POSTVENTA_RATE_LIMITS.
+    Column("rate_limits", String(200), nullable=True),
 )
 
 api_key_accounts = Table(
@@ -236,4 +238,24 @@ worker_heartbeats = Table(
     metadata,
     Column("worker_id", String(64), primary_key=True),
     Column("seen_at", UtcDateTime(), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("api_key_id", ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    # The client's Idempotency-Key; the unique (api_key_id, key) decides a race between duplicates.
+    Column("key", String(255), nullable=False),
+    # SHA-256 of the request as parsed (method, path, parameters, attachment bytes).
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running, done
+    # While running: the first request holds the key until then (a crashed one lets go).
+    Column("locked_until", UtcDateTime(), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", Text, nullable=True),  # JSON object
+    Column("response_body", LargeBinary, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    UniqueConstraint("api_key_id", "key"),
 )

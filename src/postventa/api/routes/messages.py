@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -12,14 +13,23 @@ from postventa.api import openapi
 from postventa.api.context import Context, context_of
 from postventa.api.errors import STATUS_BY_KIND
 from postventa.api.guard import authorize_request, response_headers
+from postventa.api.idempotency import idempotency_key, send_once, stored_response
 from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
 from postventa.api.render import message_json, option_json
 from postventa.domain.attachments import CONTENT_TYPES
 from postventa.domain.errors import invalid
-from postventa.domain.parameters import ORDER_ID, READ_PARAMETERS, SEND_PARAMETERS, parse_identifier
-from postventa.services import reading
+from postventa.domain.parameters import (
+    ORDER_ID,
+    READ_PARAMETERS,
+    SEND_PARAMETERS,
+    Parameters,
+    parse_identifier,
+)
+from postventa.services import idempotency, reading
+from postventa.services.idempotency import request_fingerprint
 from postventa.services.messaging import send_message
+from postventa.store.idempotency import KeyLock
 
 router = APIRouter(tags=["Messages"])
 
@@ -46,7 +56,27 @@ async def send(orderId: str, request: Request) -> Response:
         request, SEND_PARAMETERS, max_part_bytes=context.settings.max_body_bytes
     )
     account_id = await authorize_request(request, context, parameters, SEND)
-    order_id = path_id(orderId, "orderId", "order_id_invalid")
+    send_checks = partial(_send_checks, request, context, parameters, account_id, orderId)
+    key = idempotency_key(request)
+    if key is None:
+        return await send_checks(None)
+    request_hash = request_fingerprint(request.method, orderId, account_id, parameters)
+    return await send_once(
+        request, context, parameters, key=key, request_hash=request_hash, send_checks=send_checks
+    )
+
+
+async def _send_checks(
+    request: Request,
+    context: Context,
+    parameters: Parameters,
+    account_id: int,
+    raw_order_id: str,
+    lock: KeyLock | None,
+) -> Response:
+    """Checks 5–10. With an idempotency key, the 200 is recorded in the transaction storing the
+    message, so neither is ever kept without the other."""
+    order_id = path_id(raw_order_id, "orderId", "order_id_invalid")
     given = parameters.raw(ORDER_ID)
     if given is not None and parse_identifier(given) != order_id:
         raise invalid(
@@ -61,19 +91,21 @@ async def send(orderId: str, request: Request) -> Response:
             max_attachment_bytes=context.settings.max_attachment_bytes,
             now=context.clock(),
         )
+        headers = {"Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"}
+        if accepted.message_ignored:
+            headers["X-Message-Ignored"] = "true"
+        response = JSONResponse(str(accepted.message_id), headers=headers)
+        if lock is not None:
+            await idempotency.complete(connection, lock, stored_response(response))
     context.on_message_queued()
-    headers = response_headers(request) | {
-        "Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"
-    }
-    if accepted.message_ignored:
-        headers["X-Message-Ignored"] = "true"
-    return JSONResponse(str(accepted.message_id), headers=headers)
+    response.headers.update(response_headers(request))
+    return response
 
 
 @router.get(
     "/v2/orders/{orderId}/messages/options",
     summary="What each reason would get if sent now",
-    responses=openapi.ERROR_RESPONSES,
+    responses=openapi.read_responses("SendOptions", "Each reason: can it be sent now, and if not, why."),
     openapi_extra=openapi.READ_QUERY,
 )
 async def options(orderId: str, request: Request) -> Response:
@@ -88,7 +120,7 @@ async def options(orderId: str, request: Request) -> Response:
 @router.get(
     "/v2/orders/{orderId}/messages",
     summary="The order's conversation, oldest first",
-    responses=openapi.ERROR_RESPONSES,
+    responses=openapi.read_responses("Conversation", "The conversation, oldest first."),
     openapi_extra=openapi.READ_QUERY,
 )
 async def conversation(orderId: str, request: Request) -> Response:
@@ -109,7 +141,7 @@ async def conversation(orderId: str, request: Request) -> Response:
 @router.get(
     "/v2/orders/{orderId}/messages/{messageId}",
     summary="One message",
-    responses=openapi.ERROR_RESPONSES,
+    responses=openapi.read_responses("Message", "The message."),
     openapi_extra=openapi.READ_QUERY,
 )
 async def one_message(orderId: str, messageId: str, request: Request) -> Response:
@@ -124,7 +156,7 @@ async def one_message(orderId: str, messageId: str, request: Request) -> Respons
 @router.get(
     "/v2/orders/{orderId}/messages/{messageId}/attachment",
     summary="Download a message's attachment",
-    responses=openapi.ERROR_RESPONSES,
+    responses=openapi.ATTACHMENT_RESPONSES,
     openapi_extra=openapi.READ_QUERY,
 )
 async def download_attachment(orderId: str, messageId: str, request: Request) -> Response:
