@@ -1,0 +1,71 @@
+"""postventa's Python client: send messages to buyers and read conversations and orders.
+
+`Client` blocks, `AsyncClient` is for asyncio; both retry safely (see `RetryPolicy`) and raise one
+exception class per documented status under `PostventaError`.
+"""
+
+from postventa_sdk._calls import AttachmentSource
+from postventa_sdk._client import AsyncClient, Client, __version__
+from postventa_sdk._retry import RetryPolicy
+from postventa_sdk.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PostventaError,
+    PreconditionFailed,
+    RateLimited,
+    ServerError,
+    TransportError,
+    Unauthorized,
+    UnexpectedResponse,
+    UnprocessableEntity,
+)
+from postventa_sdk.models import (
+    AttachmentInfo,
+    Buyer,
+    Conversation,
+    DeliveryWindow,
+    DownloadedFile,
+    KeyValue,
+    Message,
+    Order,
+    OrdersPage,
+    ReasonOption,
+    SentMessage,
+)
+from postventa_sdk.reasons import Reason
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AttachmentInfo",
+    "AttachmentSource",
+    "BadRequest",
+    "Buyer",
+    "Client",
+    "Conflict",
+    "Conversation",
+    "DeliveryWindow",
+    "DownloadedFile",
+    "Forbidden",
+    "KeyValue",
+    "Message",
+    "NotFound",
+    "Order",
+    "OrdersPage",
+    "PostventaError",
+    "PreconditionFailed",
+    "RateLimited",
+    "Reason",
+    "ReasonOption",
+    "RetryPolicy",
+    "SentMessage",
+    "ServerError",
+    "TransportError",
+    "Unauthorized",
+    "UnexpectedResponse",
+    "UnprocessableEntity",
+    "__version__",
+]
