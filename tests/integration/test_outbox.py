@@ -34,6 +34,7 @@ async def queued_messages(client, database, count: int, *, link: bool = True):
                     tenant.account_id, next(SELLERS), Site.MLA, "app", "secret", "refresh", None, None
                 ),
                 now,
+                database.token_cipher,
             )
     ids = []
     for _ in range(count):

@@ -11,16 +11,21 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from postventa import __version__
+from postventa.api import openapi
 from postventa.api.context import Context, utc_now
 from postventa.api.edge import EdgeMiddleware
 from postventa.api.errors import install_error_handlers
-from postventa.api.ratelimit import RateLimiter, parse_rate_limits
+from postventa.api.metrics import MetricsMiddleware
+from postventa.api.metrics import router as observability_router
+from postventa.api.ratelimit import RateLimiter
 from postventa.api.routes import admin, messages, orders, webhooks
+from postventa.api.security import SecuredFastAPI, serves_https
 from postventa.config import Settings
 from postventa.delivery.inbound import InboundProcessor
 from postventa.delivery.worker import DeliveryWorker
 from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
+from postventa.wiring import meli_client, open_database
 
 
 def create_app(
@@ -37,9 +42,9 @@ def create_app(
     owned_database, owned_meli = database is None, meli is None
     context = Context(
         settings=settings,
-        database=database or Database(settings.database_url),
-        rate_limiter=RateLimiter(parse_rate_limits(settings.rate_limits)),
-        meli=meli or MeliClient(settings.meli_api_url, read_timeout_seconds=settings.meli_timeout_seconds),
+        database=database or open_database(settings),
+        rate_limiter=RateLimiter.from_settings(settings.rate_limits, settings.redis_url),
+        meli=meli or meli_client(settings),
         clock=clock,
     )
 
@@ -56,8 +61,11 @@ def create_app(
                 await context.meli.aclose()
             if owned_database:
                 await context.database.dispose()
+            await context.rate_limiter.aclose()
 
-    app = FastAPI(
+    # Security headers wrap the whole stack (even Starlette's 500 and the edge's 413/414): security.py.
+    app = SecuredFastAPI(
+        strict_transport=serves_https(settings.public_url),
         title="postventa",
         version=__version__,
         summary="Message the buyers of your Mercado Libre orders (Alephee API v2 messages contract).",
@@ -69,6 +77,8 @@ def create_app(
     app.include_router(orders.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    app.include_router(observability_router)  # /metrics, /readyz
+    openapi.install(app)  # the document as this API answers (api/openapi.py)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -77,6 +87,8 @@ def create_app(
     app.add_middleware(
         EdgeMiddleware, max_body_bytes=settings.max_body_bytes, max_query_bytes=settings.max_query_bytes
     )
+    # Added last, so outermost: requests refused at the edge are counted too.
+    app.add_middleware(MetricsMiddleware)
     return app
 
 

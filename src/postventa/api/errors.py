@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from postventa.domain.errors import PostventaError, Refusal, RefusalKind
 
@@ -19,11 +20,13 @@ STATUS_BY_KIND: dict[RefusalKind, int] = {
     RefusalKind.FORBIDDEN: 403,
     RefusalKind.NOT_FOUND: 404,
     RefusalKind.CONFLICT: 409,
+    RefusalKind.KEY_REUSED: 422,
     RefusalKind.PRECONDITION: 412,
     RefusalKind.TOO_LARGE: 413,
     RefusalKind.UNSUPPORTED_MEDIA: 415,
     RefusalKind.RATE_LIMITED: 429,
     RefusalKind.UPSTREAM: 502,
+    RefusalKind.UNAVAILABLE: 503,
 }
 
 _HTTP_CODES = {
@@ -53,20 +56,38 @@ def refusal_response(refusal: Refusal, headers: dict[str, str] | None = None) ->
     )
 
 
+def _gathered_headers(request: Request) -> dict[str, str]:
+    # The rate-limit headers set once the key was known (api/guard.py); a raised error keeps them.
+    headers: dict[str, str] = getattr(request.state, "response_headers", None) or {}
+    return headers
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route on the path only; a path served by
+    # several routes (GET and POST /admin/accounts) must list them all (RFC 9110, Allow).
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as the documented body; nothing unexpected leaks internals."""
 
     async def on_refusal(request: Request, error: Exception) -> Response:
         assert isinstance(error, PostventaError)
-        headers = getattr(request.state, "response_headers", None)
-        return refusal_response(error.refusal, headers)
+        return refusal_response(error.refusal, _gathered_headers(request))
 
     async def on_http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         code = _HTTP_CODES.get(error.status_code, "http_error")
         message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
+        headers = {**_gathered_headers(request), **(error.headers or {})}
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return JSONResponse(
-            error_body(error.status_code, code, message), status_code=error.status_code, headers=error.headers
+            error_body(error.status_code, code, message), status_code=error.status_code, headers=headers
         )
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
@@ -74,12 +95,18 @@ def install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        return JSONResponse(error_body(400, "invalid_request", message), status_code=400)
+        return JSONResponse(
+            error_body(400, "invalid_request", message), status_code=400, headers=_gathered_headers(request)
+        )
 
     async def on_unexpected(request: Request, error: Exception) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         log.error("unexpected_error", request_id=request_id, error_type=type(error).__name__, exc_info=error)
-        return PlainTextResponse(f"Internal server error. Request id: {request_id}", status_code=500)
+        return PlainTextResponse(
+            f"Internal server error. Request id: {request_id}",
+            status_code=500,
+            headers=_gathered_headers(request),
+        )
 
     app.add_exception_handler(PostventaError, on_refusal)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

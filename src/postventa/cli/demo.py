@@ -33,6 +33,7 @@ from postventa.services.marketplace import link_account, sync_orders
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
 from postventa.store.orders import OrderFilter, list_orders
+from postventa.wiring import meli_client, open_database
 
 DEMO_DATABASE = Path("var") / "demo.db"
 BUYER_REPLY_SECONDS = 5.0
@@ -142,7 +143,7 @@ class Seeded:
 
 async def seed(settings: Settings, emulator_url: str, now: dt.datetime) -> Seeded:
     """Sellers and orders in the emulator; accounts linked to them and synced; one key for all."""
-    database, meli = Database(settings.database_url), MeliClient(emulator_url)
+    database, meli = open_database(settings), meli_client(settings, emulator_url)
     today = now.astimezone(ZoneInfo("America/Argentina/Buenos_Aires")).date()
     orders = demo_orders(today)
     try:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from postventa.api.app import create_app
-from postventa.api.server import run_server
+from postventa.api.server import run_server, run_server_processes
 from postventa.cli import demo
 from postventa.cli.runtime import (
     EXIT_INVALID,
@@ -19,6 +19,7 @@ from postventa.cli.runtime import (
     in_transaction,
     now,
     report_error,
+    run_command,
     run_worker,
     settings,
     with_marketplace,
@@ -27,9 +28,11 @@ from postventa.logs import configure_logging
 from postventa.services import admin
 from postventa.services.marketplace import link_account, sync_orders
 from postventa.services.messaging import record_buyer_reply
+from postventa.store.copy import copy_database
 from postventa.store.engine import Database
 from postventa.store.migrate import head_revision, upgrade
 from postventa.store.outbox import requeue
+from postventa.wiring import open_database
 
 app = typer.Typer(help="Post-sale messaging for Mercado Libre orders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -45,23 +48,33 @@ app.add_typer(messages_app, name="messages")
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(help="TCP port.")]
+Workers = Annotated[
+    int, typer.Option(min=1, help="API processes on the port; more than one needs POSTVENTA_REDIS_URL.")
+]
 
 
 @app.command()
-def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
     """Serve the API. An embedded SQLite database is created and migrated on start."""
     current = settings()
     configure_logging(current.log_level)
+    if workers > 1 and current.redis_url is None:
+        # Each process would count every API key's requests on its own: N times the limit.
+        report_error("redis_required: --workers above 1 needs POSTVENTA_REDIS_URL to share the rate limits")
+        raise typer.Exit(EXIT_INVALID)
 
     async def prepare() -> None:
-        database = Database(current.database_url)
+        database = open_database(current)
         try:
             await ensure_schema(database)
         finally:
             await database.dispose()
 
     asyncio.run(prepare())
-    run_server(create_app(current), host, port, current.log_level)
+    if workers > 1:
+        run_server_processes(host, port, current.log_level, workers)
+    else:
+        run_server(create_app(current), host, port, current.log_level)
 
 
 @app.command("demo")
@@ -79,7 +92,7 @@ def db_upgrade() -> None:
     """Migrate the database to this version's schema."""
 
     async def run() -> None:
-        database = Database(settings().database_url)
+        database = open_database(settings())
         try:
             await upgrade(database)
         finally:
@@ -89,6 +102,29 @@ def db_upgrade() -> None:
     emit({"Revision": head_revision(), "UpToDate": True})
 
 
+@db_app.command("copy")
+def db_copy(
+    to: Annotated[str, typer.Option(help="The empty database to fill: postgresql://… or sqlite:///….")],
+) -> None:
+    """Copy every row of the configured database into an empty one (stop the service first)."""
+    try:
+        target = Database(to)
+    except ValueError as error:
+        report_error(f"invalid_database_url: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+    async def run() -> dict[str, int]:
+        source = open_database(settings())
+        try:
+            await ensure_schema(source)
+            return await copy_database(source, target)
+        finally:
+            await source.dispose()
+            await target.dispose()
+
+    emit({"Copied": run_command(run())})
+
+
 @accounts_app.command("create")
 def accounts_create(name: Annotated[str, typer.Argument(help="The account's name.")]) -> None:
     """Create a seller account; prints its id."""
@@ -96,14 +132,42 @@ def accounts_create(name: Annotated[str, typer.Argument(help="The account's name
     emit({"Id": account.id, "Name": account.name})
 
 
+RateLimitsText = Annotated[
+    str | None, typer.Option(help="The key's own limits, e.g. send=10/minute,read=100/minute.")
+]
+
+
 @keys_app.command("create")
 def keys_create(
     account: Annotated[list[int], typer.Option("--account", help="An account the key opens (repeatable).")],
+    rate_limits: RateLimitsText = None,
 ) -> None:
     """Create an API key for one or more accounts; prints the key (shown only now)."""
     pepper = settings().api_key_pepper
-    created = in_transaction(lambda connection: admin.create_api_key(connection, account, pepper, now()))
-    emit({"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids})
+    created = in_transaction(
+        lambda connection: admin.create_api_key(connection, account, pepper, now(), rate_limits)
+    )
+    emit(
+        {
+            "Id": created.id,
+            "ApiKey": created.api_key,
+            "AccountIds": created.account_ids,
+            "RateLimits": created.rate_limits,
+        }
+    )
+
+
+@keys_app.command("limits")
+def keys_limits(
+    key_id: Annotated[int, typer.Argument(help="The key's id.")],
+    rate_limits: Annotated[
+        str | None,
+        typer.Argument(metavar="TEXT", help="e.g. send=10/minute,read=100/minute; omit for the defaults."),
+    ] = None,
+) -> None:
+    """Give an API key its own rate limits, or back to POSTVENTA_RATE_LIMITS without TEXT."""
+    stored = in_transaction(lambda connection: admin.set_api_key_rate_limits(connection, key_id, rate_limits))
+    emit({"Id": key_id, "RateLimits": stored})
 
 
 @keys_app.command("revoke")
@@ -162,11 +226,16 @@ def _read_json_file(file: Path) -> dict[str, Any]:
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Messages delivered at the same time.")] = 8,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this process's Prometheus metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface of the metrics port.")] = "127.0.0.1",
 ) -> None:
     """Deliver queued messages and process Mercado Libre notifications until stopped (SIGINT/SIGTERM)."""
     current = settings()
     configure_logging(current.log_level)
-    asyncio.run(run_worker(current, concurrency))
+    metrics_address = (metrics_host, metrics_port) if metrics_port is not None else None
+    asyncio.run(run_worker(current, concurrency, metrics_address))
 
 
 @app.command()

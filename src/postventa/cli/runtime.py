@@ -8,8 +8,10 @@ import json
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+from wsgiref.simple_server import WSGIServer
 
 import typer
+from prometheus_client import start_http_server
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +22,7 @@ from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
 from postventa.store.migrate import current_revision, head_revision, upgrade
+from postventa.wiring import meli_client, open_database
 
 T = TypeVar("T")
 console = Console()
@@ -64,7 +67,7 @@ def in_transaction(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bo
     """Run one use case in one transaction on the configured database; refusals exit non-zero."""
 
     async def run() -> T:
-        database = Database(settings().database_url)
+        database = open_database(settings())
         try:
             await ensure_schema(database)
             async with database.transaction(write=write) as connection:
@@ -94,8 +97,8 @@ def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
 
     async def run() -> T:
         current = settings()
-        database = Database(current.database_url)
-        meli = MeliClient(current.meli_api_url, read_timeout_seconds=current.meli_timeout_seconds)
+        database = open_database(current)
+        meli = meli_client(current)
         try:
             await ensure_schema(database)
             return await work(database, meli)
@@ -106,10 +109,16 @@ def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
     return run_command(run())
 
 
-async def run_worker(current: Settings, concurrency: int) -> None:
-    """The delivery worker and the inbound processor, until SIGINT or SIGTERM; then a graceful stop."""
-    database = Database(current.database_url)
-    meli = MeliClient(current.meli_api_url, read_timeout_seconds=current.meli_timeout_seconds)
+async def run_worker(
+    current: Settings, concurrency: int, metrics_address: tuple[str, int] | None = None
+) -> None:
+    """The delivery worker and the inbound processor, until SIGINT or SIGTERM; then a graceful stop.
+
+    With a metrics address, this process's Prometheus metrics are served there (host, port) meanwhile.
+    """
+    metrics_server = _serve_metrics(*metrics_address) if metrics_address is not None else None
+    database = open_database(current)
+    meli = meli_client(current)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -128,3 +137,16 @@ async def run_worker(current: Settings, concurrency: int) -> None:
     finally:
         await meli.aclose()
         await database.dispose()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+
+
+def _serve_metrics(host: str, port: int) -> WSGIServer:
+    """prometheus_client's exposition server in a thread; a port that cannot be bound exits 2."""
+    try:
+        server, _thread = start_http_server(port, addr=host)
+    except OSError as error:
+        report_error(f"cannot serve metrics on {host}:{port}: {error.strerror or error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    return server

@@ -20,9 +20,10 @@ from postventa.services.marketplace import Session, session_for, sync_order
 from postventa.store import inbound as inbound_store
 from postventa.store.engine import Database
 from postventa.store.inbound import Notification
-from postventa.store.links import get_link_by_seller
+from postventa.store.links import account_of_seller
 
 MAX_NOTIFICATION_ATTEMPTS = 10
+FORBIDDEN_STATUS = 403
 RETRY_SECONDS = 15.0
 BATCH = 20
 # Polling must not starve delivery of Mercado Libre's shared 500 reads a minute: it spends at most
@@ -130,7 +131,9 @@ class InboundProcessor:
             if not done:
                 error = "the conversation's order is not known yet"
         except MeliError as failure:
-            done, error = False, failure.failure.message
+            # 403: the seller may not read the resource (not theirs: a stray or forged notification);
+            # reading it again will not change that. Anything else may pass.
+            done, error = failure.status == FORBIDDEN_STATUS, failure.failure.message
         except Exception as failure:
             log.exception("notification_failed", notification_id=notification.id)
             done, error = False, f"{type(failure).__name__}: {failure}"
@@ -144,20 +147,21 @@ class InboundProcessor:
 
     async def _handle(self, notification: Notification) -> bool:
         async with self.database.transaction() as connection:
-            link = await get_link_by_seller(connection, notification.user_id)
-        if link is None:
+            account_id = await account_of_seller(connection, notification.user_id)
+        if account_id is None:
             return True
-        session = await session_for(self.database, link.account_id, self.meli, self.clock())
+        session = await session_for(self.database, account_id, self.meli, self.clock())
         if session is None:
             return True
-        if notification.topic == "orders_v2":
-            order_id = notification.resource.rstrip("/").rsplit("/", 1)[-1]
-            if order_id.isdigit():
-                await sync_order(self.database, session, self.meli, int(order_id), self.clock())
+        # Nothing in a notification is trusted: it only says what to re-read, with this seller's token.
+        resource_id = inbound_service.resource_id(notification.topic, notification.resource)
+        if resource_id is None:
             return True
-        message_id = notification.resource.rstrip("/").rsplit("/", 1)[-1]
-        message = await self.meli.message(session.access_token, message_id)
+        if notification.topic == "orders_v2":
+            await sync_order(self.database, session, self.meli, int(resource_id), self.clock())
+            return True
+        message = await self.meli.message(session.access_token, resource_id)
         async with self.database.transaction(write=True) as connection:
             return await inbound_service.record_marketplace_message(
-                connection, link.account_id, link.seller_id, message, self.clock()
+                connection, account_id, session.link.seller_id, message, self.clock()
             )

@@ -20,6 +20,7 @@ import structlog
 from postventa.delivery import attempt
 from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
 from postventa.meli.client import MeliClient, MeliError
+from postventa.metrics import DELIVERY_ATTEMPTS
 from postventa.services.marketplace import Session, session_for
 from postventa.store import outbox
 from postventa.store.engine import Database
@@ -156,12 +157,14 @@ class DeliveryWorker:
         except Exception:  # unrecorded: the lease runs out and the next claim reconciles first
             log.exception("outcome_not_recorded", message_id=claimed.id, worker=self.worker_id)
             return
+        recorded_outcome = outcome.attempt_outcome if kept else "lease_lost"
+        DELIVERY_ATTEMPTS.labels(recorded_outcome).inc()
         log.info(
             "delivery_attempt",
             message_id=claimed.id,
             attempt=claimed.attempts,
             route=outcome.route,
-            outcome=outcome.attempt_outcome if kept else "lease_lost",
+            outcome=recorded_outcome,
             error_code=outcome.error_code,
         )
 

@@ -24,7 +24,9 @@ class RefusalKind(enum.Enum):
     NOT_FOUND = "not_found"  # check 6
     PRECONDITION = "precondition"  # check 8
     CONFLICT = "conflict"  # check 9
+    KEY_REUSED = "key_reused"  # an Idempotency-Key already used with a different request
     UPSTREAM = "upstream"  # Mercado Libre could not be reached or answered an error (admin operations)
+    UNAVAILABLE = "unavailable"  # a store the check needs is down (check 4's shared counters)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,14 @@ from postventa.meli.models import (
     parse_order,
     parse_shipment,
 )
+from postventa.metrics import MELI_REQUEST_DURATION, MELI_REQUESTS
 
 DEFAULT_API_URL = "https://api.mercadolibre.com"
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 15.0
 PAGE_SIZE = 50
 POST_SALE = {"tag": "post_sale"}
+ID_SEGMENT_MIN_CHARS = 24  # a path segment this long is an id even without digits
 
 
 class MeliError(Exception):
@@ -217,7 +219,7 @@ class MeliClient:
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
         try:
-            response = await self.http.request(method, path, params=params, headers=all_headers, **content)
+            response = await self._exchange(method, path, params=params, headers=all_headers, **content)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as error:
             raise MeliError(no_response(False, f"{type(error).__name__}: {error}")) from error
         except httpx2.TransportError as error:
@@ -229,6 +231,34 @@ class MeliClient:
         if method == "GET" and failure.kind is FailureKind.UNKNOWN:
             failure = DeliveryFailure(FailureKind.TRANSIENT, failure.code, failure.message)
         raise MeliError(failure, response.status_code)
+
+    async def _exchange(self, method: str, path: str, **request: Any) -> httpx2.Response:
+        """One HTTP exchange, counted and timed by endpoint template and status (or why none came)."""
+        endpoint = endpoint_template(path)
+        status = "error"
+        started = time.perf_counter()
+        try:
+            response = await self.http.request(method, path, **request)
+            status = str(response.status_code)
+            return response
+        except httpx2.TimeoutException:
+            status = "timeout"
+            raise
+        except httpx2.TransportError:
+            status = "connection"
+            raise
+        finally:
+            MELI_REQUESTS.labels(method, endpoint, status).inc()
+            MELI_REQUEST_DURATION.labels(method, endpoint).observe(time.perf_counter() - started)
+
+
+def endpoint_template(path: str) -> str:
+    """The path with its ids as `{id}` (`/messages/packs/{id}/sellers/{id}`): a bounded metric label."""
+    segments = path.split("?", 1)[0].split("/")
+    return "/".join(
+        "{id}" if any(c.isdigit() for c in segment) or len(segment) >= ID_SEGMENT_MIN_CHARS else segment
+        for segment in segments
+    )
 
 
 def _json_object(response: httpx2.Response) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.errors import invalid, not_found
 from postventa.domain.text import refuse_unprintable
-from postventa.services.auth import issue_api_key
+from postventa.services.auth import issue_api_key, key_rate_limits
 from postventa.services.order_input import parse_orders
 from postventa.store import accounts as account_store
 from postventa.store.orders import upsert_order
@@ -23,6 +23,7 @@ class CreatedKey:
     id: int
     api_key: str
     account_ids: list[int]
+    rate_limits: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,14 @@ async def list_accounts(connection: AsyncConnection) -> list[account_store.Accou
 
 
 async def create_api_key(
-    connection: AsyncConnection, account_ids: list[int], pepper: str, now: dt.datetime
+    connection: AsyncConnection,
+    account_ids: list[int],
+    pepper: str,
+    now: dt.datetime,
+    rate_limits: str | None = None,
 ) -> CreatedKey:
-    """A key for one or more existing accounts."""
+    """A key for one or more existing accounts, with its own rate limits (None: the defaults)."""
+    rate_limits = key_rate_limits(rate_limits)
     wanted = set(account_ids)
     if not wanted:
         raise invalid("account_ids_missing", "'AccountIds' must list at least one account.")
@@ -58,8 +64,20 @@ async def create_api_key(
     if missing:
         raise invalid("unknown_account", f"No account {', '.join(map(str, sorted(missing)))}.")
     issued = issue_api_key(pepper)
-    key_id = await account_store.create_api_key(connection, issued.prefix, issued.key_hash, wanted, now)
-    return CreatedKey(id=key_id, api_key=issued.api_key, account_ids=sorted(wanted))
+    key_id = await account_store.create_api_key(
+        connection, issued.prefix, issued.key_hash, wanted, now, rate_limits
+    )
+    return CreatedKey(id=key_id, api_key=issued.api_key, account_ids=sorted(wanted), rate_limits=rate_limits)
+
+
+async def set_api_key_rate_limits(
+    connection: AsyncConnection, key_id: int, rate_limits: str | None
+) -> str | None:
+    """Give a key its own rate limits, or back to the defaults with None; returns what is stored."""
+    rate_limits = key_rate_limits(rate_limits)
+    if not await account_store.set_api_key_rate_limits(connection, key_id, rate_limits):
+        raise not_found("api_key_not_found", f"No API key {key_id}.")
+    return rate_limits
 
 
 async def revoke_api_key(connection: AsyncConnection, key_id: int, now: dt.datetime) -> None:

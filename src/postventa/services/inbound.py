@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +13,17 @@ from postventa.domain.errors import invalid
 from postventa.meli.models import MeliMessage
 from postventa.services.messaging import record_buyer_reply
 from postventa.store import inbound as inbound_store
-from postventa.store.links import get_link_by_seller
+from postventa.store.links import account_of_seller
 
 TOPICS = ("messages", "orders_v2")
+# A notification carries no signature: its resource is only a hint of what to re-read from Mercado
+# Libre with the seller's own token, so it must name exactly one id of its topic. A message's is the
+# bare id (the "/messages/…" form is accepted too), an order's "/orders/<id>"; anything else (a path
+# with "..", a query, an id over 64 bits) is refused before it is stored or put in a URL.
+_RESOURCE_IDS = {
+    "messages": re.compile(r"(?:/messages/)?([0-9A-Za-z_-]{1,64})"),
+    "orders_v2": re.compile(r"/orders/([1-9][0-9]{0,18})"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,18 +44,29 @@ def read_notification(payload: Any) -> NotificationIn:
         raise invalid("malformed_notification", "'topic' is required.")
     if not isinstance(resource, str) or not 0 < len(resource) <= 200 or not resource.isprintable():
         raise invalid("malformed_notification", "'resource' is required (at most 200 printable characters).")
-    if isinstance(user_id, str) and user_id.isascii() and user_id.isdigit() and len(user_id) < 19:
+    if isinstance(user_id, str) and user_id.isascii() and user_id.isdigit() and len(user_id) <= 19:
         user_id = int(user_id)
     if not isinstance(user_id, int) or isinstance(user_id, bool) or not 0 < user_id < 2**63:
         raise invalid("malformed_notification", "'user_id' must be the seller's numeric id.")
+    if topic in TOPICS and resource_id(topic, resource) is None:
+        raise invalid("malformed_notification", f"'resource' does not name one {topic} resource.")
     return NotificationIn(topic, resource, user_id)
+
+
+def resource_id(topic: str, resource: str) -> str | None:
+    """The id a followed topic's resource names (a message id, an order id); None when it names none."""
+    pattern = _RESOURCE_IDS.get(topic)
+    match = pattern.fullmatch(resource) if pattern is not None else None
+    if match is None or (topic == "orders_v2" and int(match.group(1)) >= 2**63):
+        return None
+    return match.group(1)
 
 
 async def accept_notification(
     connection: AsyncConnection, notification: NotificationIn, now: dt.datetime
 ) -> bool:
     """Keep a notification of a known seller on a topic we follow; False when it is ignored."""
-    if notification.topic not in TOPICS or await get_link_by_seller(connection, notification.user_id) is None:
+    if notification.topic not in TOPICS or await account_of_seller(connection, notification.user_id) is None:
         return False
     await inbound_store.save_notification(
         connection, notification.topic, notification.resource, notification.user_id, now
@@ -63,6 +83,8 @@ async def record_marketplace_message(
     """
     if not message.id:
         return True
+    if seller_id not in (message.from_user_id, message.to_user_id):
+        return True  # not a message of this seller's conversations: never recorded in its account
     if message.from_user_id == seller_id:
         if message.is_moderated:
             await inbound_store.mark_moderated(

@@ -80,7 +80,7 @@ async def link_account(
         access_token_expires_at=now + dt.timedelta(seconds=grant.expires_in_seconds),
     )
     async with database.transaction(write=True) as connection:
-        await link_store.save_link(connection, link, now)
+        await link_store.save_link(connection, link, now, database.token_cipher)
 
 
 async def session_for(
@@ -96,14 +96,14 @@ async def session_for(
     `refused_token` is a token Mercado Libre just answered 401 to: it is replaced even if not expired.
     """
     async with database.transaction() as connection:
-        link = await link_store.get_link(connection, account_id)
+        link = await link_store.get_link(connection, account_id, database.token_cipher)
     if link is None:
         return None
     if _usable(link, now, refused_token):
         assert link.access_token is not None
         return Session(link, link.access_token)
     async with database.transaction(write=True) as connection:
-        link = await link_store.get_link(connection, account_id, for_update=True)
+        link = await link_store.get_link(connection, account_id, database.token_cipher, for_update=True)
         assert link is not None
         if _usable(link, now, refused_token):  # another process refreshed it meanwhile
             assert link.access_token is not None
@@ -117,6 +117,7 @@ async def session_for(
             refresh_token=grant.refresh_token,
             expires_at=expires_at,
             now=now,
+            cipher=database.token_cipher,
         )
     fresh = replace(
         link,

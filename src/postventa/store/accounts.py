@@ -21,10 +21,12 @@ class Account:
 
 @dataclass(frozen=True)
 class ApiKeyGrant:
-    """What a valid API key may reach."""
+    """What a valid API key may reach, and how often (its own rate limits, or None for the defaults)."""
 
     api_key_id: int
     account_ids: frozenset[int]
+    prefix: str  # public and unique everywhere: what rate-limit counters are kept under
+    rate_limits: str | None
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,18 @@ async def list_accounts(connection: AsyncConnection) -> list[Account]:
 
 
 async def create_api_key(
-    connection: AsyncConnection, prefix: str, key_hash: str, account_ids: set[int], now: dt.datetime
+    connection: AsyncConnection,
+    prefix: str,
+    key_hash: str,
+    account_ids: set[int],
+    now: dt.datetime,
+    rate_limits: str | None = None,
 ) -> int:
-    """Store a key's prefix and hash and the accounts it opens; returns the key's id."""
+    """Store a key's prefix and hash, its own rate limits and the accounts it opens; returns its id."""
     result = await connection.execute(
-        insert(api_keys).values(prefix=prefix, key_hash=key_hash, created_at=now).returning(api_keys.c.id)
+        insert(api_keys)
+        .values(prefix=prefix, key_hash=key_hash, created_at=now, rate_limits=rate_limits)
+        .returning(api_keys.c.id)
     )
     key_id: int = result.scalar_one()
     await connection.execute(
@@ -91,11 +100,24 @@ async def revoke_api_key(connection: AsyncConnection, key_id: int, now: dt.datet
     return exists.first() is not None
 
 
+async def set_api_key_rate_limits(connection: AsyncConnection, key_id: int, rate_limits: str | None) -> bool:
+    """Give a key its own rate limits (None: the defaults); False when there is no such key."""
+    result = await connection.execute(
+        update(api_keys).where(api_keys.c.id == key_id).values(rate_limits=rate_limits)
+    )
+    return bool(result.rowcount)
+
+
 async def find_active_key(connection: AsyncConnection, prefix: str) -> StoredApiKey | None:
     """The active key with this prefix and its accounts, or None for an unknown or revoked key."""
     rows = (
         await connection.execute(
-            select(api_keys.c.id, api_keys.c.key_hash, api_key_accounts.c.account_id)
+            select(
+                api_keys.c.id,
+                api_keys.c.key_hash,
+                api_keys.c.rate_limits,
+                api_key_accounts.c.account_id,
+            )
             .select_from(api_keys.outerjoin(api_key_accounts))
             .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
         )
@@ -107,5 +129,7 @@ async def find_active_key(connection: AsyncConnection, prefix: str) -> StoredApi
         grant=ApiKeyGrant(
             api_key_id=rows[0].id,
             account_ids=frozenset(row.account_id for row in rows if row.account_id is not None),
+            prefix=prefix,
+            rate_limits=rows[0].rate_limits,
         ),
     )

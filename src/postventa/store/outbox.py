@@ -289,9 +289,22 @@ async def count_by_status(connection: AsyncConnection) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
+async def count_due(connection: AsyncConnection, now: dt.datetime) -> int:
+    """How many messages a worker could claim now (the backlog the workers have not caught up on)."""
+    result = await connection.execute(select(func.count()).select_from(messages).where(_due(now)))
+    return int(result.scalar_one())
+
+
 async def heartbeat(connection: AsyncConnection, worker: str, now: dt.datetime) -> None:
     """Say this worker is alive."""
     await upsert(connection, worker_heartbeats, {"worker_id": worker, "seen_at": now}, ["worker_id"])
+
+
+async def latest_heartbeat(connection: AsyncConnection) -> dt.datetime | None:
+    """When any delivery worker last said it was alive; None when none ever did."""
+    result = await connection.execute(select(func.max(worker_heartbeats.c.seen_at)))
+    value = result.scalar_one_or_none()
+    return value if isinstance(value, dt.datetime) else None
 
 
 async def attempts_of(connection: AsyncConnection, message_id: int) -> list[dict[str, Any]]:

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from postventa.api import openapi
 from postventa.api.context import Context, context_of
+from postventa.api.openapi_bodies import ref
 from postventa.api.params import read_json_document
 from postventa.api.routes.messages import path_id
 from postventa.domain.errors import PostventaError, RefusalKind, not_found
@@ -47,6 +49,13 @@ class AccountIn(BaseModel):
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     AccountIds: Annotated[list[Annotated[int, Field(gt=0, lt=2**63)]], Field(min_length=1, max_length=1000)]
+    # The key's own limits, e.g. "send=10/minute,read=100/minute"; null: POSTVENTA_RATE_LIMITS.
+    RateLimits: str | None = None
+
+
+class ApiKeyLimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    RateLimits: str | None
 
 
 class BuyerMessageIn(BaseModel):
@@ -78,7 +87,12 @@ async def _validated(request: Request, model: type[Model]) -> Model:
         raise validation_refusal(error) from error
 
 
-@router.post("/accounts", status_code=201, openapi_extra=_body_schema(AccountIn))
+@router.post(
+    "/accounts",
+    status_code=201,
+    responses=openapi.admin_responses(201, "The new account.", ref("Account")),
+    openapi_extra=_body_schema(AccountIn),
+)
 async def create_account(request: Request, context: Admin) -> Response:
     """A new seller account."""
     body = await _validated(request, AccountIn)
@@ -87,7 +101,9 @@ async def create_account(request: Request, context: Admin) -> Response:
     return JSONResponse({"Id": account.id, "Name": account.name}, status_code=201)
 
 
-@router.get("/accounts")
+@router.get(
+    "/accounts", responses=openapi.admin_responses(200, "Every account.", ref("Accounts"), reads_body=False)
+)
 async def list_accounts(context: Admin) -> Response:
     """Every account."""
     async with context.database.transaction() as connection:
@@ -95,20 +111,47 @@ async def list_accounts(context: Admin) -> Response:
     return JSONResponse({"Results": [{"Id": account.id, "Name": account.name} for account in found]})
 
 
-@router.post("/api-keys", status_code=201, openapi_extra=_body_schema(ApiKeyIn))
+@router.post(
+    "/api-keys",
+    status_code=201,
+    responses=openapi.admin_responses(201, "The new key, shown only here.", ref("ApiKeyCreated")),
+    openapi_extra=_body_schema(ApiKeyIn),
+)
 async def create_api_key(request: Request, context: Admin) -> Response:
     """A key for one or more accounts; the key is shown only in this response."""
     body = await _validated(request, ApiKeyIn)
     async with context.database.transaction(write=True) as connection:
         created = await admin.create_api_key(
-            connection, body.AccountIds, context.settings.api_key_pepper, context.clock()
+            connection, body.AccountIds, context.settings.api_key_pepper, context.clock(), body.RateLimits
         )
     return JSONResponse(
-        {"Id": created.id, "ApiKey": created.api_key, "AccountIds": created.account_ids}, status_code=201
+        {
+            "Id": created.id,
+            "ApiKey": created.api_key,
+            "AccountIds": created.account_ids,
+            "RateLimits": created.rate_limits,
+        },
+        status_code=201,
     )
 
 
-@router.delete("/api-keys/{keyId}", status_code=204)
+@router.patch(
+    "/api-keys/{keyId}",
+    responses=openapi.admin_responses(200, "The key's limits now.", ref("ApiKeyLimits")),
+    openapi_extra=_body_schema(ApiKeyLimitsIn),
+)
+async def set_api_key_limits(keyId: str, request: Request, context: Admin) -> Response:
+    """Give a key its own rate limits, or back to the defaults with null; applies to its next request."""
+    key_id = path_id(keyId, "keyId", "key_id_invalid")
+    body = await _validated(request, ApiKeyLimitsIn)
+    async with context.database.transaction(write=True) as connection:
+        stored = await admin.set_api_key_rate_limits(connection, key_id, body.RateLimits)
+    return JSONResponse({"Id": key_id, "RateLimits": stored})
+
+
+@router.delete(
+    "/api-keys/{keyId}", status_code=204, responses=openapi.admin_responses(204, "Revoked.", reads_body=False)
+)
 async def revoke_api_key(keyId: str, context: Admin) -> Response:
     """Revoke a key."""
     key_id = path_id(keyId, "keyId", "key_id_invalid")
@@ -117,7 +160,11 @@ async def revoke_api_key(keyId: str, context: Admin) -> Response:
     return Response(status_code=204)
 
 
-@router.put("/accounts/{accountId}/orders", openapi_extra=_body_schema(OrdersIn))
+@router.put(
+    "/accounts/{accountId}/orders",
+    responses=openapi.admin_responses(200, "The orders' ids.", ref("ImportedOrders")),
+    openapi_extra=_body_schema(OrdersIn),
+)
 async def import_orders(accountId: str, request: Request, context: Admin) -> Response:
     """Upsert orders by ExternalOrderId; any invalid order refuses the whole document."""
     account_id = path_id(accountId, "accountId", "account_id_invalid")
@@ -129,7 +176,12 @@ async def import_orders(accountId: str, request: Request, context: Admin) -> Res
     )
 
 
-@router.post("/orders/{orderId}/buyer-messages", status_code=201, openapi_extra=_body_schema(BuyerMessageIn))
+@router.post(
+    "/orders/{orderId}/buyer-messages",
+    status_code=201,
+    responses=openapi.admin_responses(201, "The recorded message.", ref("Created")),
+    openapi_extra=_body_schema(BuyerMessageIn),
+)
 async def buyer_message(orderId: str, request: Request, context: Admin) -> Response:
     """Record a buyer's reply, as the marketplace integration does."""
     order_id = path_id(orderId, "orderId", "order_id_invalid")
@@ -141,7 +193,14 @@ async def buyer_message(orderId: str, request: Request, context: Admin) -> Respo
     return JSONResponse({"Id": message_id}, status_code=201)
 
 
-@router.put("/accounts/{accountId}/mercadolibre", openapi_extra=_body_schema(LinkIn))
+@router.put(
+    "/accounts/{accountId}/mercadolibre",
+    responses={
+        **openapi.admin_responses(200, "Linked.", ref("MercadoLibreLink")),
+        **openapi.MARKETPLACE_ERRORS,
+    },
+    openapi_extra=_body_schema(LinkIn),
+)
 async def link_mercadolibre(accountId: str, request: Request, context: Admin) -> Response:
     """Link the account to a Mercado Libre seller; the credentials are checked with Mercado Libre."""
     account_id = path_id(accountId, "accountId", "account_id_invalid")
@@ -151,7 +210,13 @@ async def link_mercadolibre(accountId: str, request: Request, context: Admin) ->
     return JSONResponse({"AccountId": account_id, "Linked": True})
 
 
-@router.post("/accounts/{accountId}/mercadolibre/sync")
+@router.post(
+    "/accounts/{accountId}/mercadolibre/sync",
+    responses={
+        **openapi.admin_responses(200, "Orders imported.", ref("MercadoLibreSync"), reads_body=False),
+        **openapi.MARKETPLACE_ERRORS,
+    },
+)
 async def sync_mercadolibre(accountId: str, context: Admin) -> Response:
     """Import the seller's orders from Mercado Libre."""
     account_id = path_id(accountId, "accountId", "account_id_invalid")

@@ -33,7 +33,10 @@ _SORTS = {
 
 
 @router.get(
-    "/v2/orders", summary="The account's orders, a page at a time", openapi_extra=openapi.ORDERS_QUERY
+    "/v2/orders",
+    summary="The account's orders, a page at a time",
+    responses=openapi.read_responses("OrdersPage", "A page of the account's orders."),
+    openapi_extra=openapi.ORDERS_QUERY,
 )
 async def list_orders(request: Request) -> Response:
     """Alephee's paging envelope; filters statusType, dateCreatedFrom, idFrom, idTo; sort by Id or date."""
@@ -65,7 +68,12 @@ async def list_orders(request: Request) -> Response:
     return JSONResponse(body, headers=response_headers(request))
 
 
-@router.get("/v2/orders/{orderId}", summary="One order", openapi_extra=openapi.READ_QUERY)
+@router.get(
+    "/v2/orders/{orderId}",
+    summary="One order",
+    responses=openapi.read_responses("Order", "The order."),
+    openapi_extra=openapi.READ_QUERY,
+)
 async def get_order(orderId: str, request: Request) -> Response:
     """One order of the account."""
     context = context_of(request)
