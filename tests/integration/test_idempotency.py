@@ -492,3 +492,14 @@ async def test_an_expired_row_left_by_the_purge_is_replaced(database, monkeypatc
 
     assert isinstance(replaced, idempotency_store.KeyLock)
     assert replaced.id == first.id
+
+
+async def test_the_openapi_document_declares_the_key_and_its_answers(client):
+    document = (await client.get("/openapi.json")).json()
+    send = document["paths"]["/v2/orders/{orderId}/messages"]["post"]
+
+    headers = {parameter["name"] for parameter in send["parameters"] if parameter["in"] == "header"}
+    assert "Idempotency-Key" in headers
+    assert "Idempotent-Replayed" in send["responses"]["200"]["headers"]
+    assert "idempotency_key_reused" in send["responses"]["422"]["description"]
+    assert "idempotency_key_in_use" in send["responses"]["409"]["description"]

@@ -149,12 +149,19 @@ SEND_RESPONSES: dict[int | str, dict[str, Any]] = {
                 "schema": {"type": "string"},
                 "description": "'true' when a template reason came with a 'message', which was not sent.",
             },
+            "Idempotent-Replayed": {
+                "schema": {"type": "string", "enum": ["true"]},
+                "description": "Present when this is the recorded answer to an earlier request with "
+                "the same Idempotency-Key and payload.",
+            },
         },
     },
     **ERROR_RESPONSES,
     409: _error(
-        "The conversation does not allow this message now (waiting for the buyer, attachment rules)."
+        "The conversation does not allow this message now (waiting for the buyer, attachment rules), "
+        "or a request with the same Idempotency-Key is still being processed (idempotency_key_in_use)."
     ),
+    422: _error("The Idempotency-Key was already used for a different request (idempotency_key_reused)."),
     412: _error("The order cannot take this reason (marketplace, country, logistic type, status, window)."),
     413: _error("The request body is over the limit."),
     415: _error("The body is not JSON, multipart/form-data or application/x-www-form-urlencoded."),
@@ -233,6 +240,15 @@ SEND_REQUEST: dict[str, Any] = {
         _query("orderId", "Optional; must equal the path's.", schema_type="integer"),
         _query("messageOptions", "The reason: 1..5 or its name (OTHER)."),
         _query("message", "Free text, at most 350 characters (reasons 3 and 4)."),
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Makes retries safe: the same key with the same request replays the first "
+            "answer (with 'Idempotent-Replayed: true') for 24 hours instead of sending again. "
+            "1 to 255 printable ASCII characters, or a quoted string; scoped to the API key.",
+            "schema": {"type": "string", "pattern": "^[!#-~]{1,255}$"},
+        },
     ],
     "requestBody": {
         "required": False,
