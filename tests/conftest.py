@@ -23,7 +23,7 @@ from postventa.config import Settings
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
 from tests.factories import PEPPER
-from tests.servers import ThreadedServer
+from tests.servers import ThreadedServer, serve_processes
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "POSTVENTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -129,6 +129,19 @@ def live_server(database_url: str, database: Database) -> Iterator[LiveServer]:
     """postventa served over real TCP on the backend's database (migrated by `database`)."""
     with LiveServer(make_settings(database_url)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def served_postventa(
+    database_url: str, database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`postventa serve` in a process of its own (the installed command) on the backend's migrated
+    database, no worker: its base URL. For black-box tests of clients (the SDK, the CLI)."""
+    directory = tmp_path_factory.mktemp("served")
+    with serve_processes(
+        1, directory, database_url=database_url, admin_token=ADMIN_TOKEN, api_key_pepper=PEPPER
+    ) as (url,):
+        yield url
 
 
 def tmp_file(directory: Path, name: str, content: bytes) -> Path:

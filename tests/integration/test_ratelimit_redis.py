@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,10 @@ from tests.integration.http_helpers import (
     messages_url,
 )
 from tests.integration.test_admin_cli import cli_json, run_cli
-from tests.servers import free_port
+from tests.servers import serve_processes
 
 REDIS_URL = os.environ.get("POSTVENTA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
-POSTVENTA = Path(sys.executable).with_name("postventa")
 ADMIN = admin_headers()
 TEXT = {"messageOptions": 4, "message": "Hola"}
 POLICY = re.compile(r'^"(?P<name>send|read)";q=(?P<q>\d+);w=(?P<w>\d+)$')
@@ -394,59 +391,6 @@ async def shared_database_url(database_url: str, tmp_path: Path) -> AsyncIterato
             await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@contextmanager
-def serve_processes(count: int, database_url: str, redis_url: str, directory: Path) -> Iterator[list[str]]:
-    """`postventa serve` COUNT times on one database and one Redis; their base URLs. Always stopped."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
-    env.update(
-        POSTVENTA_DATABASE_URL=database_url,
-        POSTVENTA_REDIS_URL=redis_url,
-        POSTVENTA_ADMIN_TOKEN=ADMIN_TOKEN,
-        POSTVENTA_API_KEY_PEPPER=PEPPER,
-        POSTVENTA_EMBEDDED_WORKER="false",
-        POSTVENTA_MELI_API_URL="http://127.0.0.1:9",
-        POSTVENTA_TOKEN_KEY_FILE=str(directory / "token.key"),
-        POSTVENTA_LOG_LEVEL="warning",
-    )
-    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-    urls = []
-    try:
-        for index in range(count):
-            port = free_port()
-            log = directory / f"serve-{index}.log"
-            with log.open("wb") as output:
-                command = [str(POSTVENTA), "serve", "--host", "127.0.0.1", "--port", str(port)]
-                process = subprocess.Popen(command, env=env, cwd=directory, stdout=output, stderr=output)
-            processes.append((process, log))
-            urls.append(f"http://127.0.0.1:{port}")
-        for (process, log), url in zip(processes, urls, strict=True):
-            wait_until_healthy(process, log, url)
-        yield urls
-    finally:
-        for process, _ in processes:
-            process.terminate()
-        for process, _ in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def wait_until_healthy(process: subprocess.Popen[bytes], log: Path, url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"postventa serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"postventa serve did not become healthy at {url}:\n{log.read_text()}")
-
-
 async def hammer(urls: list[str], method: str, path: str, params: dict[str, Any], total: int) -> list[Any]:
     """TOTAL simultaneous requests, spread in turn over the processes: (process, response) pairs."""
     async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=total)) as http:
@@ -476,7 +420,14 @@ def assert_exactly_allowed(answers: list[Any], allowed: int, processes: int) -> 
 async def test_two_processes_sharing_redis_allow_exactly_the_key_limit(
     shared_database_url, redis_url, tmp_path
 ):
-    with serve_processes(2, shared_database_url, redis_url, tmp_path) as urls:
+    with serve_processes(
+        2,
+        tmp_path,
+        database_url=shared_database_url,
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        api_key_pepper=PEPPER,
+    ) as urls:
         async with httpx2.AsyncClient(base_url=urls[0]) as http:
             key, order_id = await new_key(http, "send=30/minute,read=40/minute")
         params = key.params()

@@ -22,6 +22,7 @@ from postventa_sdk import (
     Unauthorized,
     UnprocessableEntity,
 )
+from structlog.testing import capture_logs
 
 from postventa.api.app import create_app
 from postventa.store.engine import Database
@@ -134,7 +135,8 @@ async def test_server_error_is_the_plain_text_500(database_url, database, tmp_pa
     try:
         transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)  # as a server answers
         async with asgi_client(app, tenant, transport=transport, max_retries=0, retry=None) as client:
-            with pytest.raises(ServerError) as caught:
+            # Captured, not rendered: the console renderer pretty-prints the traceback for seconds.
+            with capture_logs() as logged, pytest.raises(ServerError) as caught:
                 await client.order(1)
     finally:
         await unmigrated.dispose()
@@ -142,6 +144,9 @@ async def test_server_error_is_the_plain_text_500(database_url, database, tmp_pa
     error = assert_error(caught, 500, "http_500")
     assert error.request_id is not None
     assert error.message == f"Internal server error. Request id: {error.request_id}"
+    assert [event["request_id"] for event in logged if event["event"] == "unexpected_error"] == [
+        error.request_id  # the id the client reports is the one in the server's log
+    ]
 
 
 async def test_no_response_is_a_transport_error_not_an_api_error(caplog):

@@ -1,4 +1,5 @@
-"""postventa: serve the API, migrate the database, administer accounts, keys and orders."""
+"""postventa: serve the API, migrate the database, administer accounts, keys and orders, and use the API
+as a client (send, conversation, options: `cli/client.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 
 from postventa.api.app import create_app
 from postventa.api.server import run_server, run_server_processes
-from postventa.cli import demo
+from postventa.cli import client, demo
 from postventa.cli.runtime import (
     EXIT_INVALID,
     emit,
@@ -45,6 +46,10 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(orders_app, name="orders")
 app.add_typer(messages_app, name="messages")
+# The public API as a client, through the postventa-sdk (imported when one of them runs).
+app.command("send")(client.send)
+app.command("conversation")(client.conversation)
+app.command("options")(client.options)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(help="TCP port.")]
