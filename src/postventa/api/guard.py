@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from postventa.api.context import Context
@@ -13,15 +14,24 @@ from postventa.store.accounts import ApiKeyGrant
 
 
 async def authorize_request(
-    request: Request, context: Context, parameters: Parameters, endpoint_class: str
+    request: Request,
+    context: Context,
+    parameters: Parameters,
+    endpoint_class: str,
+    connection: AsyncConnection | None = None,
 ) -> int:
     """The account the request acts on; refuses with the first failing check of 1–4.
 
-    From check 1 on, the key's rate-limit headers go on the response, whatever it is (response_headers
-    here, and api/errors.py for the refusals).
+    Reads the key in `connection` when given (the send's own transaction: one transaction per send),
+    else in a transaction of its own. From check 1 on, the key's rate-limit headers go on the
+    response, whatever it is (response_headers here, and api/errors.py for the refusals).
     """
-    async with context.database.transaction() as connection:
-        grant = await authenticate(connection, parameters.text(API_KEY), context.settings.api_key_pepper)
+    pepper = context.settings.api_key_pepper
+    if connection is not None:
+        grant = await authenticate(connection, parameters.text(API_KEY), pepper)
+    else:
+        async with context.database.transaction() as own_connection:
+            grant = await authenticate(own_connection, parameters.text(API_KEY), pepper)
     try:
         account_id = authorize_account(grant, parameters.raw(ACCOUNT_ID))
     except PostventaError:

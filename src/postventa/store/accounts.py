@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.store.tables import accounts, api_key_accounts, api_keys
@@ -108,20 +108,17 @@ async def set_api_key_rate_limits(connection: AsyncConnection, key_id: int, rate
     return bool(result.rowcount)
 
 
+# Built once: every request authenticates (see store/messages.py).
+_ACTIVE_KEY = (
+    select(api_keys.c.id, api_keys.c.key_hash, api_keys.c.rate_limits, api_key_accounts.c.account_id)
+    .select_from(api_keys.outerjoin(api_key_accounts))
+    .where(api_keys.c.prefix == bindparam("prefix"), api_keys.c.revoked_at.is_(None))
+)
+
+
 async def find_active_key(connection: AsyncConnection, prefix: str) -> StoredApiKey | None:
     """The active key with this prefix and its accounts, or None for an unknown or revoked key."""
-    rows = (
-        await connection.execute(
-            select(
-                api_keys.c.id,
-                api_keys.c.key_hash,
-                api_keys.c.rate_limits,
-                api_key_accounts.c.account_id,
-            )
-            .select_from(api_keys.outerjoin(api_key_accounts))
-            .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
-        )
-    ).all()
+    rows = (await connection.execute(_ACTIVE_KEY, {"prefix": prefix})).all()
     if not rows:
         return None
     return StoredApiKey(

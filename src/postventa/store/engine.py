@@ -8,8 +8,9 @@ without that, two writers that both read first would collide on upgrade. Postgre
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from postventa.store import sqlite_driver
 from postventa.store.sealing import TokenCipher, load_token_cipher
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -43,11 +45,19 @@ class Database:
         url = async_url(database_url)
         self.url = url
         self._token_cipher = token_cipher
+        self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._checkpointer = sqlite_driver.Checkpointer(url.database or ":memory:")
         self.is_sqlite = url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            path = url.database or ":memory:"
+            self.engine = create_async_engine(
+                url,
+                async_creator=lambda: sqlite_driver.connect(
+                    path, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000
+                ),
+            )
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
@@ -55,11 +65,23 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends and rolls back on any exception."""
-        async with self.engine.connect() as connection:
+        async with self._writer_turn(write), self.engine.connect() as connection:
             if write and self.is_sqlite:
                 await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             async with connection.begin():
                 yield connection
+        if write and self.is_sqlite:
+            self._checkpointer.after_commit()
+
+    def _writer_turn(self, write: bool) -> AbstractAsyncContextManager[object]:
+        """SQLite has one writer at a time: this process's writers queue here, in order, rather
+        than polling the database's lock (other processes still meet at the lock)."""
+        if not (write and self.is_sqlite):
+            return nullcontext()
+        loop = asyncio.get_running_loop()
+        if self._write_lock is None or self._write_lock[0] is not loop:
+            self._write_lock = (loop, asyncio.Lock())
+        return self._write_lock[1]
 
     @property
     def token_cipher(self) -> TokenCipher:
@@ -70,19 +92,22 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        await self._checkpointer.wait()
         await self.engine.dispose()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself (below) instead of the driver's implicit transactions.
-        dbapi_connection.isolation_level = None
+        # The driver opens connections in autocommit mode, so SQLAlchemy emits BEGIN itself (below),
+        # and with a busy timeout of 0: it waits for other processes' locks without blocking the loop.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Checkpoints copy the log into the database and fsync it: Checkpointer runs them on a thread
+        # instead of on whichever request's commit crossed the threshold.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

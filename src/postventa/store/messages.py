@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.attachments import Attachment
@@ -69,24 +69,39 @@ class ConversationChanged(Exception):
     """Another writer appended to the conversation between our read and our write."""
 
 
+# The send path's statements are built once: building and keying a statement costs more than
+# running it on SQLite (docs/performance.md).
+_CONVERSATION_COUNT = select(conversations.c.message_count).where(
+    conversations.c.id == bindparam("conversation_id")
+)
+_LOCK_CONVERSATION = _CONVERSATION_COUNT.with_for_update()
+_HISTORY = (
+    select(messages.c.direction, messages.c.reason, messages.c.attachment_id, messages.c.status)
+    .where(messages.c.conversation_id == bindparam("conversation_id"))
+    .order_by(messages.c.conversation_sequence)
+)
+_BUMP_COUNT = (
+    update(conversations)
+    .where(
+        conversations.c.id == bindparam("conversation_id"), conversations.c.message_count == bindparam("seen")
+    )
+    .values(message_count=bindparam("count"))
+)
+_INSERT_MESSAGE = insert(messages).returning(messages.c.id)
+
+
 async def lock_conversation(connection: AsyncConnection, conversation_id: int) -> int:
     """Take the conversation's write lock for this transaction; returns its message count.
 
     PostgreSQL locks the row; SQLite already holds the database write lock (BEGIN IMMEDIATE).
     """
-    query = select(conversations.c.message_count).where(conversations.c.id == conversation_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return int((await connection.execute(query)).scalar_one())
+    query = _LOCK_CONVERSATION if connection.dialect.name == "postgresql" else _CONVERSATION_COUNT
+    return int((await connection.execute(query, {"conversation_id": conversation_id})).scalar_one())
 
 
 async def conversation_history(connection: AsyncConnection, conversation_id: int) -> list[PastMessage]:
     """What the conversation rules need of every message, oldest first."""
-    rows = await connection.execute(
-        select(messages.c.direction, messages.c.reason, messages.c.attachment_id, messages.c.status)
-        .where(messages.c.conversation_id == conversation_id)
-        .order_by(messages.c.conversation_sequence)
-    )
+    rows = await connection.execute(_HISTORY, {"conversation_id": conversation_id})
     return [
         PastMessage(
             direction=Direction(row.direction),
@@ -127,31 +142,29 @@ async def append_message(
     that skipped the lock cannot add a second message on the same read.
     """
     bumped = await connection.execute(
-        update(conversations)
-        .where(conversations.c.id == message.conversation_id, conversations.c.message_count == message_count)
-        .values(message_count=message_count + 1)
+        _BUMP_COUNT,
+        {"conversation_id": message.conversation_id, "seen": message_count, "count": message_count + 1},
     )
     if bumped.rowcount != 1:
         raise ConversationChanged
     result = await connection.execute(
-        insert(messages)
-        .values(
-            account_id=message.account_id,
-            conversation_id=message.conversation_id,
-            conversation_sequence=message_count + 1,
-            order_id=message.order_id,
-            direction=message.direction.value,
-            reason=int(message.reason) if message.reason is not None else None,
-            text=message.text,
-            message_ignored=message.message_ignored,
-            attachment_id=message.attachment_id,
-            status=message.status,
-            created_at=now,
-            status_changed_at=now,
-            next_attempt_at=now if message.status == "queued" else None,
-            marketplace_message_id=message.marketplace_message_id,
-        )
-        .returning(messages.c.id)
+        _INSERT_MESSAGE,
+        {
+            "account_id": message.account_id,
+            "conversation_id": message.conversation_id,
+            "conversation_sequence": message_count + 1,
+            "order_id": message.order_id,
+            "direction": message.direction.value,
+            "reason": int(message.reason) if message.reason is not None else None,
+            "text": message.text,
+            "message_ignored": message.message_ignored,
+            "attachment_id": message.attachment_id,
+            "status": message.status,
+            "created_at": now,
+            "status_changed_at": now,
+            "next_attempt_at": now if message.status == "queued" else None,
+            "marketplace_message_id": message.marketplace_message_id,
+        },
     )
     return int(result.scalar_one())
 

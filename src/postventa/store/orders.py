@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts
@@ -103,12 +103,16 @@ async def upsert_order(
     return int(result.scalar_one())
 
 
+# Built once: the send reads an order on every request (see store/messages.py).
+_ORDER_OF_ACCOUNT = select(orders).where(
+    orders.c.id == bindparam("order_id"), orders.c.account_id == bindparam("account_id")
+)
+
+
 async def get_order(connection: AsyncConnection, account_id: int, order_id: int) -> Order | None:
     """The order if it exists in this account (another account's order is not found)."""
     row = (
-        await connection.execute(
-            select(orders).where(orders.c.id == order_id, orders.c.account_id == account_id)
-        )
+        await connection.execute(_ORDER_OF_ACCOUNT, {"order_id": order_id, "account_id": account_id})
     ).first()
     return _order(row) if row else None
 

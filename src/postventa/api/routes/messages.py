@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.api import openapi
 from postventa.api.context import Context, context_of
@@ -55,11 +56,17 @@ async def send(orderId: str, request: Request) -> Response:
     parameters = await read_parameters(
         request, SEND_PARAMETERS, max_part_bytes=context.settings.max_body_bytes
     )
-    account_id = await authorize_request(request, context, parameters, SEND)
-    send_checks = partial(_send_checks, request, context, parameters, account_id, orderId)
     key = idempotency_key(request)
     if key is None:
-        return await send_checks(None)
+        # The common case in one write transaction: checks 1–4 read the key where 5–10 write.
+        async with context.database.transaction(write=True) as connection:
+            account_id = await authorize_request(request, context, parameters, SEND, connection)
+            response = await _send_checks(
+                request, context, parameters, account_id, orderId, None, connection=connection
+            )
+        return _queued(request, context, response)
+    account_id = await authorize_request(request, context, parameters, SEND)
+    send_checks = partial(_send_checks, request, context, parameters, account_id, orderId)
     request_hash = request_fingerprint(request.method, orderId, account_id, parameters)
     return await send_once(
         request, context, parameters, key=key, request_hash=request_hash, send_checks=send_checks
@@ -73,30 +80,52 @@ async def _send_checks(
     account_id: int,
     raw_order_id: str,
     lock: KeyLock | None,
+    *,
+    connection: AsyncConnection | None = None,
 ) -> Response:
-    """Checks 5–10. With an idempotency key, the 200 is recorded in the transaction storing the
-    message, so neither is ever kept without the other."""
+    """Checks 5–10, in `connection` or in a write transaction of their own. With an idempotency key,
+    the 200 is recorded in the transaction storing the message, so neither is ever kept without
+    the other."""
     order_id = path_id(raw_order_id, "orderId", "order_id_invalid")
     given = parameters.raw(ORDER_ID)
     if given is not None and parse_identifier(given) != order_id:
         raise invalid(
             "order_id_mismatch", f"'orderId' {given} differs from the order in the path ({order_id})."
         )
-    async with context.database.transaction(write=True) as connection:
-        accepted = await send_message(
-            connection,
-            account_id=account_id,
-            order_id=order_id,
-            parameters=parameters,
-            max_attachment_bytes=context.settings.max_attachment_bytes,
-            now=context.clock(),
-        )
-        headers = {"Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"}
-        if accepted.message_ignored:
-            headers["X-Message-Ignored"] = "true"
-        response = JSONResponse(str(accepted.message_id), headers=headers)
-        if lock is not None:
-            await idempotency.complete(connection, lock, stored_response(response))
+    if connection is not None:
+        return await _store_message(context, connection, parameters, account_id, order_id, lock)
+    async with context.database.transaction(write=True) as own_connection:
+        response = await _store_message(context, own_connection, parameters, account_id, order_id, lock)
+    return _queued(request, context, response)
+
+
+async def _store_message(
+    context: Context,
+    connection: AsyncConnection,
+    parameters: Parameters,
+    account_id: int,
+    order_id: int,
+    lock: KeyLock | None,
+) -> Response:
+    accepted = await send_message(
+        connection,
+        account_id=account_id,
+        order_id=order_id,
+        parameters=parameters,
+        max_attachment_bytes=context.settings.max_attachment_bytes,
+        now=context.clock(),
+    )
+    headers = {"Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"}
+    if accepted.message_ignored:
+        headers["X-Message-Ignored"] = "true"
+    response = JSONResponse(str(accepted.message_id), headers=headers)
+    if lock is not None:
+        await idempotency.complete(connection, lock, stored_response(response))
+    return response
+
+
+def _queued(request: Request, context: Context, response: Response) -> Response:
+    """After the commit: wake the worker, and add the rate-limit headers."""
     context.on_message_queued()
     response.headers.update(response_headers(request))
     return response

@@ -1,0 +1,192 @@
+"""SQLite for SQLAlchemy's asyncio engine, run on the event loop's own thread.
+
+aiosqlite sends every statement to a thread of its own and back: a send is a dozen statements of
+a few microseconds each, and each round trip costs far more than the statement (profiled in
+docs/performance.md). This driver answers SQLAlchemy's async driver interface (the one aiosqlite
+offers) by running each statement at once, on the caller's thread, the way a plain `sqlite3`
+program would.
+
+Nothing may block the loop for long, so the connection never waits inside SQLite: its busy
+timeout is 0, and a statement that finds the database locked by another process (SQLITE_BUSY) is
+tried again after an `asyncio.sleep`, until `busy_timeout_seconds` have passed. Retrying is safe:
+a statement refused with SQLITE_BUSY did nothing. Within one process, write transactions queue on
+an asyncio lock instead (store/engine.py), so they do not poll each other.
+
+The write-ahead log's checkpoints (copying the log into the database, with an fsync) are the one
+slow thing SQLite does on a commit; connections turn them off (`wal_autocheckpoint=0`) and a
+`Checkpointer` runs them on a thread every so many commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, Self
+
+# Plain SQLITE_BUSY and BUSY_RECOVERY clear by themselves; BUSY_SNAPSHOT (a stale read snapshot
+# asked to write) never does, so it is raised at once.
+_RETRIED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY | (1 << 8)})
+FIRST_RETRY_SECONDS = 0.0005
+# SQLite's own default is a checkpoint per 1,000 log pages; a send writes about five.
+COMMITS_PER_CHECKPOINT = 200
+LONGEST_RETRY_SECONDS = 0.05
+
+
+class InLoopCursor:
+    """A sqlite3 cursor behind the awaitable methods SQLAlchemy calls."""
+
+    def __init__(self, connection: InLoopConnection) -> None:
+        self._owner = connection
+        self._cursor = connection.sqlite.cursor()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, operation: str, parameters: Any = ()) -> Self:
+        await self._owner.when_not_busy(self._cursor.execute, operation, parameters)
+        return self
+
+    async def executemany(self, operation: str, seq_of_parameters: Any) -> Self:
+        await self._owner.when_not_busy(self._cursor.executemany, operation, seq_of_parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> Sequence[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> Sequence[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    async def setinputsizes(self, *_sizes: Any) -> None:
+        return None
+
+    async def nextset(self) -> None:
+        return None
+
+
+class InLoopConnection:
+    """A sqlite3 connection (autocommit: SQLAlchemy emits BEGIN itself) with aiosqlite's methods."""
+
+    def __init__(self, sqlite: sqlite3.Connection, busy_timeout_seconds: float) -> None:
+        self.sqlite = sqlite
+        self.busy_timeout_seconds = busy_timeout_seconds
+        # SQLAlchemy's aiosqlite adapter checks this attribute to know the connection is open.
+        self._connection: sqlite3.Connection | None = sqlite
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self.sqlite.isolation_level
+
+    def cursor(self) -> InLoopCursor:
+        return InLoopCursor(self)
+
+    async def commit(self) -> None:
+        await self.when_not_busy(self.sqlite.commit)
+
+    async def rollback(self) -> None:
+        self.sqlite.rollback()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection = None
+            self.sqlite.close()
+
+    def stop(self) -> None:
+        """Close without waiting (SQLAlchemy's terminate)."""
+        if self._connection is not None:
+            self._connection = None
+            self.sqlite.close()
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self.sqlite.create_function(*args, **kwargs)
+
+    async def when_not_busy(self, run: Any, *args: Any) -> Any:
+        """Run `run(*args)`; while SQLite answers SQLITE_BUSY, wait without blocking the loop."""
+        deadline: float | None = None
+        pause = FIRST_RETRY_SECONDS
+        while True:
+            try:
+                return run(*args)
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", None) not in _RETRIED_CODES:
+                    raise
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.busy_timeout_seconds
+                if now >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LONGEST_RETRY_SECONDS)
+
+
+async def connect(path: str, *, busy_timeout_seconds: float) -> InLoopConnection:
+    """Open `path` (autocommit, busy timeout 0: waits happen in `when_not_busy`)."""
+    sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    return InLoopConnection(sqlite, busy_timeout_seconds)
+
+
+class Checkpointer:
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on a worker thread every `COMMITS_PER_CHECKPOINT` commits.
+
+    PASSIVE never waits for readers or writers, so the loop's transactions go on meanwhile (sqlite3
+    releases the GIL inside SQLite). A process that stops before the next one leaves the log to the
+    last connection's close, which checkpoints it.
+    """
+
+    def __init__(self, path: str, every: int = COMMITS_PER_CHECKPOINT) -> None:
+        self.path = path
+        self.every = every
+        self._commits = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def after_commit(self) -> None:
+        self._commits += 1
+        if self._commits < self.every or self.path == ":memory:":
+            return
+        if self._running is not None and not self._running.done():
+            return
+        self._commits = 0
+        self._running = asyncio.get_running_loop().create_task(asyncio.to_thread(self._checkpoint))
+
+    async def wait(self) -> None:
+        """Let a running checkpoint finish (before the connections close)."""
+        if self._running is not None:
+            await asyncio.gather(self._running, return_exceptions=True)
+
+    def _checkpoint(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError:
+            pass  # busy (another checkpoint or a reset in progress): the next one catches up
+        finally:
+            connection.close()
