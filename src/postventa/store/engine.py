@@ -40,13 +40,19 @@ class Database:
     """One engine and the way to open transactions on it."""
 
     def __init__(
-        self, database_url: str, *, pool_size: int = 10, token_cipher: TokenCipher | None = None
+        self,
+        database_url: str,
+        *,
+        pool_size: int = 10,
+        token_cipher: TokenCipher | None = None,
+        busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
+        commits_per_checkpoint: int = sqlite_driver.COMMITS_PER_CHECKPOINT,
     ) -> None:
         url = async_url(database_url)
         self.url = url
         self._token_cipher = token_cipher
         self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._checkpointer = sqlite_driver.Checkpointer(url.database or ":memory:")
+        self._checkpointer = sqlite_driver.Checkpointer(url.database or ":memory:", commits_per_checkpoint)
         self.is_sqlite = url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
@@ -54,9 +60,7 @@ class Database:
             path = url.database or ":memory:"
             self.engine = create_async_engine(
                 url,
-                async_creator=lambda: sqlite_driver.connect(
-                    path, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000
-                ),
+                async_creator=lambda: sqlite_driver.connect(path, busy_timeout_seconds=busy_timeout_seconds),
             )
             _configure_sqlite(self.engine)
         else:
