@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postventa.store.prepared import Prepared
 from postventa.store.tables import accounts, api_key_accounts, api_keys
 
 
@@ -108,8 +109,8 @@ async def set_api_key_rate_limits(connection: AsyncConnection, key_id: int, rate
     return bool(result.rowcount)
 
 
-# Built once: every request authenticates (see store/messages.py).
-_ACTIVE_KEY = (
+# Every request authenticates: built once, fast on SQLite (store/prepared.py).
+_ACTIVE_KEY = Prepared(
     select(api_keys.c.id, api_keys.c.key_hash, api_keys.c.rate_limits, api_key_accounts.c.account_id)
     .select_from(api_keys.outerjoin(api_key_accounts))
     .where(api_keys.c.prefix == bindparam("prefix"), api_keys.c.revoked_at.is_(None))
@@ -118,7 +119,7 @@ _ACTIVE_KEY = (
 
 async def find_active_key(connection: AsyncConnection, prefix: str) -> StoredApiKey | None:
     """The active key with this prefix and its accounts, or None for an unknown or revoked key."""
-    rows = (await connection.execute(_ACTIVE_KEY, {"prefix": prefix})).all()
+    rows = (await _ACTIVE_KEY.execute(connection, {"prefix": prefix})).all()
     if not rows:
         return None
     return StoredApiKey(

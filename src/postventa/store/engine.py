@@ -9,14 +9,18 @@ without that, two writers that both read first would collide on upgrade. Postgre
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from postventa.store import sqlite_driver
 from postventa.store.sealing import TokenCipher, load_token_cipher
@@ -51,7 +55,7 @@ class Database:
         url = async_url(database_url)
         self.url = url
         self._token_cipher = token_cipher
-        self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._writer: _SqliteWriter | None = None
         self._checkpointer = sqlite_driver.Checkpointer(url.database or ":memory:", commits_per_checkpoint)
         self.is_sqlite = url.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -69,23 +73,30 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends and rolls back on any exception."""
-        async with self._writer_turn(write), self.engine.connect() as connection:
-            if write and self.is_sqlite:
-                await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
-            async with connection.begin():
-                yield connection
         if write and self.is_sqlite:
+            async with self._sqlite_writer() as connection, connection.begin():
+                yield connection
             self._checkpointer.after_commit()
+            return
+        async with self.engine.connect() as connection, connection.begin():
+            yield connection
 
-    def _writer_turn(self, write: bool) -> AbstractAsyncContextManager[object]:
-        """SQLite has one writer at a time: this process's writers queue here, in order, rather
-        than polling the database's lock (other processes still meet at the lock)."""
-        if not (write and self.is_sqlite):
-            return nullcontext()
+    @asynccontextmanager
+    async def _sqlite_writer(self) -> AsyncIterator[AsyncConnection]:
+        """SQLite has one writer at a time: this process's writers queue on a lock, in order, rather
+        than polling the database's lock (other processes still meet there), and share one
+        connection, so a write costs no pool checkout."""
         loop = asyncio.get_running_loop()
-        if self._write_lock is None or self._write_lock[0] is not loop:
-            self._write_lock = (loop, asyncio.Lock())
-        return self._write_lock[1]
+        if self._writer is None or self._writer.loop is not loop:
+            self._writer = _SqliteWriter(loop, asyncio.Lock())
+        writer = self._writer
+        async with writer.lock:
+            connection = writer.connection
+            if connection is None or connection.closed or connection.invalidated:
+                connection = await self.engine.connect()
+                await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+                writer.connection = connection
+            yield connection
 
     @property
     def token_cipher(self) -> TokenCipher:
@@ -97,7 +108,19 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self._checkpointer.wait()
+        writer, self._writer = self._writer, None
+        if writer is not None and writer.connection is not None and writer.loop is asyncio.get_running_loop():
+            await writer.connection.close()
         await self.engine.dispose()
+
+
+@dataclass
+class _SqliteWriter:
+    """The write lock of one event loop and the connection its writers share."""
+
+    loop: asyncio.AbstractEventLoop
+    lock: asyncio.Lock
+    connection: AsyncConnection | None = None
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -116,4 +139,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+        begin = connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
+        driver = connection.connection.driver_connection
+        if isinstance(driver, sqlite_driver.InLoopConnection):
+            try:  # straight to the driver: a statement's cost, without an execution's
+                await_(driver.when_not_busy(driver.sqlite.execute, begin))
+            except sqlite3.OperationalError as error:  # as SQLAlchemy would have raised it
+                raise OperationalError(begin, None, error) from error
+        else:
+            connection.exec_driver_sql(begin)

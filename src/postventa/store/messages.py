@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction, PastMessage
 from postventa.domain.reasons import Reason
+from postventa.store.prepared import Prepared
 from postventa.store.tables import attachments, conversations, messages
 
 
@@ -69,25 +70,46 @@ class ConversationChanged(Exception):
     """Another writer appended to the conversation between our read and our write."""
 
 
-# The send path's statements are built once: building and keying a statement costs more than
-# running it on SQLite (docs/performance.md).
+# The send path's statements are built once, and run on SQLite without SQLAlchemy's execution
+# machinery (store/prepared.py).
 _CONVERSATION_COUNT = select(conversations.c.message_count).where(
     conversations.c.id == bindparam("conversation_id")
 )
-_LOCK_CONVERSATION = _CONVERSATION_COUNT.with_for_update()
-_HISTORY = (
+_COUNT = Prepared(_CONVERSATION_COUNT)
+_LOCK_CONVERSATION = Prepared(_CONVERSATION_COUNT.with_for_update())
+_HISTORY = Prepared(
     select(messages.c.direction, messages.c.reason, messages.c.attachment_id, messages.c.status)
     .where(messages.c.conversation_id == bindparam("conversation_id"))
     .order_by(messages.c.conversation_sequence)
 )
-_BUMP_COUNT = (
+_BUMP_COUNT = Prepared(
     update(conversations)
     .where(
         conversations.c.id == bindparam("conversation_id"), conversations.c.message_count == bindparam("seen")
     )
     .values(message_count=bindparam("count"))
 )
-_INSERT_MESSAGE = insert(messages).returning(messages.c.id)
+_NEW_MESSAGE_COLUMNS = (
+    "account_id",
+    "conversation_id",
+    "conversation_sequence",
+    "order_id",
+    "direction",
+    "reason",
+    "text",
+    "message_ignored",
+    "attachment_id",
+    "status",
+    "created_at",
+    "status_changed_at",
+    "next_attempt_at",
+    "marketplace_message_id",
+)
+_INSERT_MESSAGE = Prepared(
+    insert(messages)
+    .values({name: bindparam(name, type_=messages.c[name].type) for name in _NEW_MESSAGE_COLUMNS})
+    .returning(messages.c.id)
+)
 
 
 async def lock_conversation(connection: AsyncConnection, conversation_id: int) -> int:
@@ -95,13 +117,13 @@ async def lock_conversation(connection: AsyncConnection, conversation_id: int) -
 
     PostgreSQL locks the row; SQLite already holds the database write lock (BEGIN IMMEDIATE).
     """
-    query = _LOCK_CONVERSATION if connection.dialect.name == "postgresql" else _CONVERSATION_COUNT
-    return int((await connection.execute(query, {"conversation_id": conversation_id})).scalar_one())
+    query = _LOCK_CONVERSATION if connection.dialect.name == "postgresql" else _COUNT
+    return int((await query.execute(connection, {"conversation_id": conversation_id})).scalar_one())
 
 
 async def conversation_history(connection: AsyncConnection, conversation_id: int) -> list[PastMessage]:
     """What the conversation rules need of every message, oldest first."""
-    rows = await connection.execute(_HISTORY, {"conversation_id": conversation_id})
+    rows = await _HISTORY.execute(connection, {"conversation_id": conversation_id})
     return [
         PastMessage(
             direction=Direction(row.direction),
@@ -141,14 +163,14 @@ async def append_message(
     The count is checked again on write, and (conversation, sequence) is unique, so even a writer
     that skipped the lock cannot add a second message on the same read.
     """
-    bumped = await connection.execute(
-        _BUMP_COUNT,
+    bumped = await _BUMP_COUNT.execute(
+        connection,
         {"conversation_id": message.conversation_id, "seen": message_count, "count": message_count + 1},
     )
     if bumped.rowcount != 1:
         raise ConversationChanged
-    result = await connection.execute(
-        _INSERT_MESSAGE,
+    result = await _INSERT_MESSAGE.execute(
+        connection,
         {
             "account_id": message.account_id,
             "conversation_id": message.conversation_id,

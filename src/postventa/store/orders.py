@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts
 from postventa.domain.sites import Site
+from postventa.store.prepared import Prepared
 from postventa.store.tables import conversations, orders
 from postventa.store.upsert import insert_ignoring_conflict
 
@@ -103,16 +104,16 @@ async def upsert_order(
     return int(result.scalar_one())
 
 
-# Built once: the send reads an order on every request (see store/messages.py).
-_ORDER_OF_ACCOUNT = select(orders).where(
-    orders.c.id == bindparam("order_id"), orders.c.account_id == bindparam("account_id")
+# The send reads an order on every request: built once, fast on SQLite (store/prepared.py).
+_ORDER_OF_ACCOUNT = Prepared(
+    select(orders).where(orders.c.id == bindparam("order_id"), orders.c.account_id == bindparam("account_id"))
 )
 
 
 async def get_order(connection: AsyncConnection, account_id: int, order_id: int) -> Order | None:
     """The order if it exists in this account (another account's order is not found)."""
     row = (
-        await connection.execute(_ORDER_OF_ACCOUNT, {"order_id": order_id, "account_id": account_id})
+        await _ORDER_OF_ACCOUNT.execute(connection, {"order_id": order_id, "account_id": account_id})
     ).first()
     return _order(row) if row else None
 
