@@ -10,9 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from postventa.api.app import create_app
-from postventa.api.server import run_server, run_server_processes
-from postventa.cli import client, demo
+from postventa.cli import client
 from postventa.cli.runtime import (
     EXIT_INVALID,
     emit,
@@ -76,6 +74,10 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
             await database.dispose()
 
     asyncio.run(prepare())
+    # The web stack is imported by the commands that serve, so the others start in a fraction of the time.
+    from postventa.api.app import create_app
+    from postventa.api.server import run_server, run_server_processes
+
     if workers > 1:
         run_server_processes(host, port, current.log_level, workers)
     else:
@@ -89,6 +91,8 @@ def demo_command(
     emulator_port: Annotated[int, typer.Option(help="TCP port of the Mercado Libre emulator.")] = 8100,
 ) -> None:
     """The whole loop: a fresh embedded database, the Mercado Libre emulator, synced demo orders; serves."""
+    from postventa.cli import demo
+
     demo.run(host, port, emulator_port)
 
 

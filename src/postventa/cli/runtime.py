@@ -7,22 +7,22 @@ import datetime as dt
 import json
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from prometheus_client import start_http_server
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.config import Settings
-from postventa.delivery.inbound import InboundProcessor
-from postventa.delivery.worker import DeliveryWorker
 from postventa.domain.errors import PostventaError, RefusalKind
-from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
 from postventa.store.migrate import current_revision, head_revision, upgrade
-from postventa.wiring import meli_client, open_database
+from postventa.wiring import open_database
+
+if TYPE_CHECKING:  # the marketplace client and the worker are imported by the commands that use them
+    from wsgiref.simple_server import WSGIServer
+
+    from postventa.meli.client import MeliClient
 
 T = TypeVar("T")
 console = Console()
@@ -95,6 +95,8 @@ async def ensure_schema(database: Database) -> None:
 def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
     """Run a use case that talks to Mercado Libre; refusals exit non-zero."""
 
+    from postventa.wiring import meli_client
+
     async def run() -> T:
         current = settings()
         database = open_database(current)
@@ -116,6 +118,10 @@ async def run_worker(
 
     With a metrics address, this process's Prometheus metrics are served there (host, port) meanwhile.
     """
+    from postventa.delivery.inbound import InboundProcessor
+    from postventa.delivery.worker import DeliveryWorker
+    from postventa.wiring import meli_client
+
     metrics_server = _serve_metrics(*metrics_address) if metrics_address is not None else None
     database = open_database(current)
     meli = meli_client(current)
@@ -144,6 +150,8 @@ async def run_worker(
 
 def _serve_metrics(host: str, port: int) -> WSGIServer:
     """prometheus_client's exposition server in a thread; a port that cannot be bound exits 2."""
+    from prometheus_client import start_http_server
+
     try:
         server, _thread = start_http_server(port, addr=host)
     except OSError as error:

@@ -76,7 +76,8 @@ class Database:
         if write and self.is_sqlite:
             async with self._sqlite_writer() as connection, connection.begin():
                 yield connection
-            self._checkpointer.after_commit()
+            assert self._writer is not None
+            self._checkpointer.after_commit(self._writer.lock)
             return
         async with self.engine.connect() as connection, connection.begin():
             yield connection

@@ -14,7 +14,7 @@ an asyncio lock instead (store/engine.py), so they do not poll each other.
 
 The write-ahead log's checkpoints (copying the log into the database, with an fsync) are the one
 slow thing SQLite does on a commit; connections turn them off (`wal_autocheckpoint=0`) and a
-`Checkpointer` runs them on a thread every so many commits.
+`Checkpointer` runs them on a thread every so many commits, between two writes.
 """
 
 from __future__ import annotations
@@ -155,11 +155,15 @@ async def connect(path: str, *, busy_timeout_seconds: float) -> InLoopConnection
 
 
 class Checkpointer:
-    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on a worker thread every `COMMITS_PER_CHECKPOINT` commits.
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on a worker thread every `every` commits, holding this
+    process's write lock meanwhile.
 
-    PASSIVE never waits for readers or writers, so the loop's transactions go on meanwhile (sqlite3
-    releases the GIL inside SQLite). A process that stops before the next one leaves the log to the
-    last connection's close, which checkpoints it.
+    The event loop goes on serving (sqlite3 releases the GIL inside SQLite); only this process's
+    writers wait, a few milliseconds. Holding them off is what lets a checkpoint catch up with the
+    log, so that the next write starts the log over: a checkpoint running beside a steady stream of
+    writes never reaches the log's end, and the log would grow for as long as the stream lasts. A
+    process that stops before the next one leaves the log to the last connection's close, which
+    checkpoints it.
     """
 
     def __init__(self, path: str, every: int = COMMITS_PER_CHECKPOINT) -> None:
@@ -168,25 +172,29 @@ class Checkpointer:
         self._commits = 0
         self._running: asyncio.Task[None] | None = None
 
-    def after_commit(self) -> None:
+    def after_commit(self, write_lock: asyncio.Lock) -> None:
         self._commits += 1
         if self._commits < self.every or self.path == ":memory:":
             return
         if self._running is not None and not self._running.done():
             return
         self._commits = 0
-        self._running = asyncio.get_running_loop().create_task(asyncio.to_thread(self._checkpoint))
+        self._running = asyncio.get_running_loop().create_task(self._checkpoint_holding(write_lock))
 
     async def wait(self) -> None:
         """Let a running checkpoint finish (before the connections close)."""
         if self._running is not None:
             await asyncio.gather(self._running, return_exceptions=True)
 
+    async def _checkpoint_holding(self, write_lock: asyncio.Lock) -> None:
+        async with write_lock:
+            await asyncio.to_thread(self._checkpoint)
+
     def _checkpoint(self) -> None:
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.OperationalError:
-            pass  # busy (another checkpoint or a reset in progress): the next one catches up
+            pass  # busy (another process's checkpoint or log reset): the next one catches up
         finally:
             connection.close()
