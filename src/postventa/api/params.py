@@ -66,7 +66,9 @@ async def _body_pairs(request: Request, max_part_bytes: int) -> Pairs:
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type == "multipart/form-data":
         return await _multipart_pairs(request, max_part_bytes)
-    body = await request.body()
+    # Read, not `request.body()`: Starlette keeps that on the request until the response, and for a
+    # base64 attachment the body is the largest thing in memory; parsed, it is no longer needed.
+    body = b"".join([chunk async for chunk in request.stream()])
     if not body:
         return []
     if media_type == "application/json" or media_type.endswith("+json"):
