@@ -72,7 +72,9 @@ async def _body_pairs(request: Request, max_part_bytes: int) -> Pairs:
     if not body:
         return []
     if media_type == "application/json" or media_type.endswith("+json"):
-        return _json_pairs(body)
+        text = _json_text(body)
+        del body  # json.loads(bytes) would decode a second copy of the whole body, and keep this one
+        return _json_pairs(text)
     if media_type == "application/x-www-form-urlencoded":
         return parse_urlencoded(body, where="form body")
     raise PostventaError.of(
@@ -87,7 +89,14 @@ class _JsonObject(list[tuple[str, object]]):
     """A JSON object as its (name, value) pairs, keeping names given twice."""
 
 
-def _json_pairs(body: bytes) -> Pairs:
+def _json_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")  # a byte order mark is allowed, as json.loads(bytes) allowed it
+    except UnicodeDecodeError as error:
+        raise _unreadable("malformed_json", "The JSON body is malformed.") from error
+
+
+def _json_pairs(body: str) -> Pairs:
     try:
         document = json.loads(body, object_pairs_hook=_JsonObject)
     except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError

@@ -7,13 +7,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction, PastMessage
 from postventa.domain.reasons import Reason
-from postventa.store.prepared import Prepared
+from postventa.store.prepared import Prepared, in_loop_sqlite
+from postventa.store.sqlite_driver import write_blob
 from postventa.store.tables import attachments, conversations, messages
 
 
@@ -138,21 +139,31 @@ async def conversation_history(connection: AsyncConnection, conversation_id: int
 async def insert_attachment(
     connection: AsyncConnection, account_id: int, attachment: Attachment, now: dt.datetime
 ) -> int:
-    """Keep the file's bytes in the database, so one backup holds everything."""
+    """Keep the file's bytes in the database, so one backup holds everything.
+
+    On SQLite the row is written with a zero-filled blob of the file's size and the bytes go
+    straight into its pages: bound as a value, SQLite would hold two more copies of the file (the
+    bound value and the record) while writing it.
+    """
+    driver = in_loop_sqlite(connection)
+    content = attachment.content
     result = await connection.execute(
         insert(attachments)
         .values(
             account_id=account_id,
             name=attachment.name,
             extension=attachment.extension,
-            size=len(attachment.content),
-            sha256=hashlib.sha256(attachment.content).hexdigest(),
-            content=attachment.content,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            content=func.zeroblob(len(content)) if driver is not None else content,
             created_at=now,
         )
         .returning(attachments.c.id)
     )
-    return int(result.scalar_one())
+    attachment_id = int(result.scalar_one())
+    if driver is not None:
+        write_blob(driver, "attachments", "content", attachment_id, content)
+    return attachment_id
 
 
 async def append_message(

@@ -79,7 +79,7 @@ class Prepared:
         self._sqlite: _SqliteForm | None = None
 
     async def execute(self, connection: AsyncConnection, parameters: Mapping[str, Any]) -> Rows:
-        driver = _in_loop_sqlite(connection)
+        driver = in_loop_sqlite(connection)
         if driver is None:
             result: Rows = await connection.execute(self.statement, dict(parameters))
             return result
@@ -125,6 +125,7 @@ class Prepared:
         return self._sqlite
 
 
-def _in_loop_sqlite(connection: AsyncConnection) -> InLoopConnection | None:
+def in_loop_sqlite(connection: AsyncConnection) -> InLoopConnection | None:
+    """The transaction's in-loop SQLite driver connection, or None on any other database."""
     driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     return driver if isinstance(driver, InLoopConnection) else None

@@ -154,6 +154,20 @@ async def connect(path: str, *, busy_timeout_seconds: float) -> InLoopConnection
     return InLoopConnection(sqlite, busy_timeout_seconds)
 
 
+BLOB_CHUNK_BYTES = 1 << 20
+
+
+def write_blob(connection: InLoopConnection, table: str, column: str, rowid: int, content: bytes) -> None:
+    """Write `content` into a row's blob (created zero-filled, of its size) in chunks, without a copy.
+
+    Runs in the caller's transaction; SQLite's incremental blob I/O writes the pages directly.
+    """
+    view = memoryview(content)
+    with connection.sqlite.blobopen(table, column, rowid) as blob:
+        for start in range(0, len(view), BLOB_CHUNK_BYTES):
+            blob.write(view[start : start + BLOB_CHUNK_BYTES])
+
+
 class Checkpointer:
     """Runs `PRAGMA wal_checkpoint(PASSIVE)` on a worker thread every `every` commits, holding this
     process's write lock meanwhile.
