@@ -37,9 +37,10 @@ import sys
 
 from fastapi import Request
 
+import postventa.api.app as api_app
 import postventa.cli.main as cli
 
-create_app = cli.create_app
+create_app = api_app.create_app  # `serve` imports it from there when it runs
 
 
 def create_app_with_a_bug(settings):
@@ -52,7 +53,7 @@ def create_app_with_a_bug(settings):
     return app
 
 
-cli.create_app = create_app_with_a_bug
+api_app.create_app = create_app_with_a_bug
 cli.app(["serve", "--host", "127.0.0.1", "--port", sys.argv[1]])
 """
 
