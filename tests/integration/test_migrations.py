@@ -6,19 +6,22 @@ created and dropped here), so the shared test databases play no part.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import LargeBinary, column, insert, inspect, table
 
 from postventa.store.engine import Database
-from postventa.store.migrate import current_revision, head_revision, upgrade
-from postventa.store.tables import metadata
+from postventa.store.messages import attachment_content
+from postventa.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from postventa.store.tables import UtcDateTime, metadata
 from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, _postgres_admin
 
 COMPARE_OPTIONS = {"compare_type": True, "compare_server_default": True}
@@ -100,3 +103,46 @@ async def test_the_comparison_notices_a_schema_that_drifted(empty_database):
     differences = await schema_differences(empty_database)
 
     assert [(kind, found.name) for kind, found in differences] == [("add_index", index.name)]
+
+
+async def test_attachment_bytes_move_to_their_own_table_intact(empty_database):
+    """0004 moves every attachment's bytes out of `attachments`, unchanged, on both databases."""
+
+    def upgrade_to(revision: str) -> Any:
+        def run(connection: Any) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    content = bytes(range(256)) * 40
+    at = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    # The tables as revision 0003 left them (store/tables.py describes the newest schema).
+    accounts_0003 = table("accounts", column("id"), column("name"), column("created_at", UtcDateTime()))
+    attachments_0003 = table(
+        "attachments",
+        *(column(name) for name in ("id", "account_id", "name", "extension", "size", "sha256")),
+        column("content", LargeBinary()),
+        column("created_at", UtcDateTime()),
+    )
+    async with empty_database.engine.begin() as connection:
+        await connection.run_sync(upgrade_to("0003"))
+        await connection.execute(insert(accounts_0003).values(id=1, name="A", created_at=at))
+        await connection.execute(
+            insert(attachments_0003).values(
+                id=7,
+                account_id=1,
+                name="f",
+                extension="pdf",
+                size=len(content),
+                sha256="x",
+                content=content,
+                created_at=at,
+            )
+        )
+    await upgrade(empty_database)
+
+    assert await schema_differences(empty_database) == []
+    async with empty_database.transaction() as connection:
+        assert await attachment_content(connection, 7) == content

@@ -15,7 +15,7 @@ from postventa.domain.conversation import Direction, PastMessage
 from postventa.domain.reasons import Reason
 from postventa.store.prepared import Prepared, in_loop_sqlite
 from postventa.store.sqlite_driver import write_blob
-from postventa.store.tables import attachments, conversations, messages
+from postventa.store.tables import attachment_contents, attachments, conversations, messages
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,8 @@ async def insert_attachment(
 ) -> int:
     """Keep the file's bytes in the database, so one backup holds everything.
 
-    On SQLite the row is written with a zero-filled blob of the file's size and the bytes go
-    straight into its pages: bound as a value, SQLite would hold two more copies of the file (the
-    bound value and the record) while writing it.
+    On SQLite the bytes are written into a zero-filled blob of their size, straight into its
+    pages: bound as a value, SQLite would hold two more copies of the file while writing it.
     """
     driver = in_loop_sqlite(connection)
     content = attachment.content
@@ -155,14 +154,19 @@ async def insert_attachment(
             extension=attachment.extension,
             size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),
-            content=func.zeroblob(len(content)) if driver is not None else content,
             created_at=now,
         )
         .returning(attachments.c.id)
     )
     attachment_id = int(result.scalar_one())
+    await connection.execute(
+        insert(attachment_contents).values(
+            attachment_id=attachment_id,
+            content=func.zeroblob(len(content)) if driver is not None else content,
+        )
+    )
     if driver is not None:
-        write_blob(driver, "attachments", "content", attachment_id, content)
+        write_blob(driver, "attachment_contents", "content", attachment_id, content)
     return attachment_id
 
 
@@ -237,7 +241,9 @@ async def get_message(
 
 async def attachment_content(connection: AsyncConnection, attachment_id: int) -> bytes:
     """The bytes of an attachment."""
-    result = await connection.execute(select(attachments.c.content).where(attachments.c.id == attachment_id))
+    result = await connection.execute(
+        select(attachment_contents.c.content).where(attachment_contents.c.attachment_id == attachment_id)
+    )
     return bytes(result.scalar_one())
 
 

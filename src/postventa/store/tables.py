@@ -137,8 +137,21 @@ attachments = Table(
     Column("extension", String(8), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
-    Column("content", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# The file's bytes, last in their row: SQLite can then write them without holding them in memory
+# (migration 0004).
+attachment_contents = Table(
+    "attachment_contents",
+    metadata,
+    Column(
+        "attachment_id",
+        ForeignKey("attachments.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("content", LargeBinary, nullable=False),
 )
 
 MESSAGE_STATUSES = ("queued", "sending", "sent", "moderated", "failed", "received")
