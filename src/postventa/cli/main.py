@@ -244,7 +244,9 @@ def worker(
     current = settings()
     configure_logging(current.log_level)
     metrics_address = (metrics_host, metrics_port) if metrics_port is not None else None
-    asyncio.run(run_worker(current, concurrency, metrics_address))
+    import uvloop  # the event loop uvicorn serves the API on: a delivery is mostly socket work
+
+    uvloop.run(run_worker(current, concurrency, metrics_address))
 
 
 @app.command()

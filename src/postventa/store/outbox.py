@@ -9,14 +9,16 @@ attempt may have reached Mercado Libre. Updates after a claim are fenced by the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
+from postventa.store.prepared import Prepared
 from postventa.store.tables import (
     attachments,
     delivery_attempts,
@@ -80,7 +82,7 @@ class Outcome:
     next_route: str | None = None
 
 
-def _due(now: dt.datetime) -> Any:
+def _due(now: Any) -> Any:
     # Messages of accounts not linked to Mercado Libre wait in the queue until they are linked.
     return and_(
         messages.c.direction == "outbound",
@@ -92,25 +94,23 @@ def _due(now: dt.datetime) -> Any:
     )
 
 
-async def claim_due_messages(
-    connection: AsyncConnection, worker: str, now: dt.datetime, *, limit: int, lease_seconds: float
-) -> list[ClaimedMessage]:
-    """Take up to `limit` due messages for this worker."""
+def _claim_statement(*, skip_locked: bool) -> Prepared:
+    now = bindparam("now", type_=messages.c.status_changed_at.type)
     candidates = (
         select(messages.c.id)
         .where(_due(now))
         .order_by(messages.c.next_attempt_at, messages.c.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if connection.dialect.name == "postgresql":
+    if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
+    return Prepared(
         update(messages)
         .where(messages.c.id.in_(candidates.scalar_subquery()))
         .values(
             status="sending",
-            lease_owner=worker,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            lease_owner=bindparam("worker"),
+            lease_expires_at=bindparam("lease_expires_at", type_=messages.c.lease_expires_at.type),
             attempts=messages.c.attempts + 1,
             first_attempt_at=func.coalesce(messages.c.first_attempt_at, now),
             # A claim of a message already "sending" takes it over from a worker that died mid-attempt.
@@ -119,7 +119,26 @@ async def claim_due_messages(
         )
         .returning(messages.c.id, messages.c.attempts, messages.c.needs_reconcile)
     )
-    rows = (await connection.execute(statement)).all()
+
+
+# The worker's statements are built once, and run on SQLite without SQLAlchemy's execution
+# machinery (store/prepared.py): a delivery is a handful of them.
+_CLAIM = _claim_statement(skip_locked=False)
+_CLAIM_SKIPPING_LOCKED = _claim_statement(skip_locked=True)
+
+
+async def claim_due_messages(
+    connection: AsyncConnection, worker: str, now: dt.datetime, *, limit: int, lease_seconds: float
+) -> list[ClaimedMessage]:
+    """Take up to `limit` due messages for this worker."""
+    statement = _CLAIM_SKIPPING_LOCKED if connection.dialect.name == "postgresql" else _CLAIM
+    parameters = {
+        "now": now,
+        "limit": limit,
+        "worker": worker,
+        "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
+    }
+    rows = (await statement.execute(connection, parameters)).all()
     return [ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile)) for row in rows]
 
 
@@ -134,26 +153,27 @@ async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
 
 
+_JOB = Prepared(
+    select(
+        messages,
+        orders.c.external_order_id,
+        orders.c.pack_id,
+        orders.c.site_id,
+        orders.c.buyer_code,
+        orders.c.delivery_date,
+        orders.c.delivery_from_hour,
+        orders.c.delivery_to_hour,
+        attachments.c.name.label("attachment_name"),
+        attachments.c.extension.label("attachment_extension"),
+    )
+    .select_from(messages.join(orders, messages.c.order_id == orders.c.id).outerjoin(attachments))
+    .where(messages.c.id == bindparam("message_id"))
+)
+
+
 async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
     """The message with its order and attachment name."""
-    row = (
-        await connection.execute(
-            select(
-                messages,
-                orders.c.external_order_id,
-                orders.c.pack_id,
-                orders.c.site_id,
-                orders.c.buyer_code,
-                orders.c.delivery_date,
-                orders.c.delivery_from_hour,
-                orders.c.delivery_to_hour,
-                attachments.c.name.label("attachment_name"),
-                attachments.c.extension.label("attachment_extension"),
-            )
-            .select_from(messages.join(orders, messages.c.order_id == orders.c.id).outerjoin(attachments))
-            .where(messages.c.id == message_id)
-        )
-    ).one()
+    row = (await _JOB.execute(connection, {"message_id": message_id})).one()
     window = (
         DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
         if row.delivery_date
@@ -181,16 +201,21 @@ async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
     )
 
 
+_BUYER_WROTE = Prepared(
+    select(messages.c.id)
+    .where(
+        messages.c.conversation_id == bindparam("conversation_id"),
+        messages.c.direction == "inbound",
+        messages.c.conversation_sequence < bindparam("sequence"),
+    )
+    .limit(1)
+)
+
+
 async def buyer_wrote_before(connection: AsyncConnection, conversation_id: int, sequence: int) -> bool:
     """Whether the buyer wrote in the conversation before this message: then it goes by /messages."""
-    result = await connection.execute(
-        select(messages.c.id)
-        .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.direction == "inbound",
-            messages.c.conversation_sequence < sequence,
-        )
-        .limit(1)
+    result = await _BUYER_WROTE.execute(
+        connection, {"conversation_id": conversation_id, "sequence": sequence}
     )
     return result.first() is not None
 
@@ -237,25 +262,58 @@ async def record_outcome(
         values["next_attempt_at"] = outcome.next_attempt_at
     if outcome.next_route is not None:
         values["route"] = outcome.next_route
-    result = await connection.execute(
-        update(messages)
-        .where(messages.c.id == message_id, messages.c.lease_owner == worker, messages.c.status == "sending")
-        .values(**values)
+    result = await _outcome_update(tuple(sorted(values))).execute(
+        connection,
+        {"message_id": message_id, "worker": worker}
+        | {f"new_{name}": value for name, value in values.items()},
     )
-    await connection.execute(
-        insert(delivery_attempts).values(
-            message_id=message_id,
-            attempt=attempt,
-            worker=worker,
-            route=outcome.route,
-            started_at=started,
-            finished_at=now,
-            outcome=outcome.attempt_outcome if result.rowcount == 1 else "lease_lost",
-            error_code=outcome.error_code,
-            error_message=outcome.error_message,
-        )
+    await _INSERT_ATTEMPT.execute(
+        connection,
+        {
+            "message_id": message_id,
+            "attempt": attempt,
+            "worker": worker,
+            "route": outcome.route,
+            "started_at": started,
+            "finished_at": now,
+            "outcome": outcome.attempt_outcome if result.rowcount == 1 else "lease_lost",
+            "error_code": outcome.error_code,
+            "error_message": outcome.error_message,
+        },
     )
     return result.rowcount == 1
+
+
+@functools.cache
+def _outcome_update(columns: tuple[str, ...]) -> Prepared:
+    """The fenced update of a message for one set of columns (an outcome sets one of a few sets)."""
+    return Prepared(
+        update(messages)
+        .where(
+            messages.c.id == bindparam("message_id"),
+            messages.c.lease_owner == bindparam("worker"),
+            messages.c.status == "sending",
+        )
+        .values({name: bindparam(f"new_{name}", type_=messages.c[name].type) for name in columns})
+    )
+
+
+_ATTEMPT_COLUMNS = (
+    "message_id",
+    "attempt",
+    "worker",
+    "route",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error_code",
+    "error_message",
+)
+_INSERT_ATTEMPT = Prepared(
+    insert(delivery_attempts).values(
+        {name: bindparam(name, type_=delivery_attempts.c[name].type) for name in _ATTEMPT_COLUMNS}
+    )
+)
 
 
 async def requeue(connection: AsyncConnection, now: dt.datetime, message_ids: list[int] | None = None) -> int:

@@ -33,6 +33,8 @@ class Rows(Protocol):
 
     def first(self) -> Any: ...
 
+    def one(self) -> Any: ...
+
     def all(self) -> Sequence[Any]: ...
 
     def scalar_one(self) -> Any: ...
@@ -53,6 +55,11 @@ class PreparedRows:
     def all(self) -> list[Any]:
         return self._rows
 
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            raise LookupError(f"expected exactly one row, got {len(self._rows)}")
+        return self._rows[0]
+
     def scalar_one(self) -> Any:
         if len(self._rows) != 1:
             raise LookupError(f"expected exactly one row, got {len(self._rows)}")
@@ -66,6 +73,7 @@ class PreparedRows:
 class _SqliteForm:
     sql: str
     parameter_names: tuple[str, ...]
+    literals: dict[str, Any]  # values written into the statement itself (`status == "sending"`)
     bind_processors: tuple[Processor, ...]
     result_processors: tuple[Processor, ...]
     row_type: Any  # a namedtuple class, or None for statements without rows
@@ -84,10 +92,11 @@ class Prepared:
             result: Rows = await connection.execute(self.statement, dict(parameters))
             return result
         form = self._sqlite or self._compile(connection.dialect)
+        given = form.literals | dict(parameters)
         values = tuple(
             value if process is None else process(value)
             for value, process in zip(
-                (parameters[name] for name in form.parameter_names), form.bind_processors, strict=True
+                (given[name] for name in form.parameter_names), form.bind_processors, strict=True
             )
         )
         cursor = driver.sqlite.cursor()
@@ -114,6 +123,9 @@ class Prepared:
         self._sqlite = _SqliteForm(
             sql=compiled.string,
             parameter_names=names,
+            literals={
+                name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+            },
             bind_processors=tuple(binds.get(name) for name in names),
             result_processors=tuple(
                 column.type._cached_result_processor(dialect, None) for column in columns
