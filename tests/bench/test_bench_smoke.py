@@ -1,0 +1,138 @@
+"""Every benchmark of bench/ runs in its --quick mode and writes the result fields docs/ relies on.
+
+The four run at the same time (each is mostly waiting for servers to start), so the test takes
+about as long as the slowest one; it is one test, so that pytest-xdist never runs the four twice
+at once on two workers. Figures are not checked here, only that each benchmark works: every
+request answered 200, every queued message delivered, every upload accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_SECONDS = 240
+HEADER_FIELDS = {"benchmark", "timestamp", "machine", "load_average_before", "options"}
+MACHINE_FIELDS = {"cpu_model", "cores", "ram_gib", "python", "git_commit"}
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_benchmark_runs_in_quick_mode(tmp_path: Path, postgres_available: bool) -> None:
+    runs = run_all(tmp_path, postgres_available)
+    check_send(runs["send"])
+    check_delivery(runs["delivery"])
+    check_attachments(runs["attachments"])
+    if postgres_available:
+        check_scale(runs["scale"])
+
+
+def run_all(directory: Path, postgres_available: bool) -> dict[str, dict[str, Any]]:
+    """Start every benchmark in quick mode at once; their last (only) recorded run each."""
+    commands = {
+        "send": ["--targets", "postventa-sqlite,yardstick"],
+        "delivery": ["--backends", "sqlite,postgresql" if postgres_available else "sqlite"],
+        "attachments": [],
+    }
+    if postgres_available:
+        commands["scale"] = []
+    started = {
+        name: subprocess.Popen(
+            [*_command(name, directory / f"{name}.json"), *extra],
+            cwd=PROJECT_ROOT,
+            env={key: value for key, value in os.environ.items() if not key.startswith("POSTVENTA_")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, extra in commands.items()
+    }
+    results = {}
+    try:
+        for name, process in started.items():
+            output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
+            assert process.returncode == 0, f"bench.{name} failed:\n{output[-4000:]}"
+            document = json.loads((directory / f"{name}.json").read_text())
+            results[name] = document["runs"][-1]
+    finally:
+        for process in started.values():
+            _interrupt(process)
+    return results
+
+
+def _interrupt(process: subprocess.Popen[str]) -> None:
+    """Stop a benchmark still running: on SIGTERM it stops its servers and drops its databases."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
+def _command(name: str, output: Path) -> list[str]:
+    return [sys.executable, "-m", f"bench.{name}", "--quick", "--output", str(output)]
+
+
+def check_header(run: dict[str, Any], name: str) -> None:
+    assert HEADER_FIELDS <= set(run)
+    assert run["benchmark"] == name
+    assert MACHINE_FIELDS <= set(run["machine"])
+    assert run["options"]["quick"] is True
+
+
+def check_send(run: dict[str, Any]) -> None:
+    check_header(run, "send")
+    assert run["generator_ceiling"]["rps"] > 0
+    for name in ("postventa-sqlite", "yardstick"):
+        result = run["results"][name]
+        assert result["requests"] > 0
+        assert result["errors"] == 0, result["error_samples"]
+        assert {"rps", "latency_ms", "server_cpu_percent", "generator_cpu_percent", "per_kind"} <= set(result)
+        assert {"p50", "p99"} <= set(result["latency_ms"])
+    # Every 200 of postventa is a stored message, still queued: no worker ran, in the process or out.
+    stored = run["results"]["postventa-sqlite"]["stored"]
+    assert stored["accepted"] == stored["queued"] > 0
+    assert run["results"]["postventa-sqlite"]["serve_log_has_worker_started"] is False
+    comparison = run["ratios"]["postventa-sqlite"]
+    assert {"rps_ratio", "p99_ratio", "targets"} <= set(comparison)
+
+
+def check_delivery(run: dict[str, Any]) -> None:
+    check_header(run, "delivery")
+    phases = run["phases"]
+    assert any(phase["phase"] == "emulator_capacity" for phase in phases)
+    for phase in phases:
+        assert phase["delivered"] == phase["messages"] > 0, phase
+        assert phase["messages_per_second"] > 0
+    for comparison in run["comparisons"].values():
+        assert {"messages_per_second", "emulator_capacity", "ratio", "met"} <= set(comparison)
+
+
+def check_attachments(run: dict[str, Any]) -> None:
+    check_header(run, "attachments")
+    assert [result["mode"] for result in run["results"]] == ["multipart", "base64"]
+    for result in run["results"]:
+        assert result["status"] == 200, result["response"]
+        assert result["peak_rss_mib"] >= result["idle_rss_mib"] > 0
+        assert {"growth_over_file_size", "target_at_most", "met"} <= set(result)
+
+
+def check_scale(run: dict[str, Any]) -> None:
+    check_header(run, "scale")
+    scale, empty = run["results"]["scale"], run["results"]["empty"]
+    assert scale["database"]["rows"]["orders"] > empty["database"]["rows"]["orders"]
+    for result in (scale, empty):
+        assert result["requests"] > 0
+        assert result["errors"] == 0, result["error_samples"]
+    assert {"p50_ratio", "target_at_most", "met"} <= set(run["comparison"])
