@@ -28,8 +28,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIRECTORY = PROJECT_ROOT / "docs" / "results"
 PYTHON = sys.executable
 POSTVENTA = str(Path(sys.executable).parent / "postventa")
+SHARED_YARDSTICK = PROJECT_ROOT.parent / "shared" / "bench" / "yardstick.py"
+# A byte-for-byte copy of the shared yardstick, for checkouts without ../shared (a CI clone);
+# tests/bench checks that the two are the same file whenever the shared one is there.
+VENDORED_YARDSTICK = PROJECT_ROOT / "bench" / "vendor" / "yardstick.py"
 YARDSTICK = Path(
-    os.environ.get("POSTVENTA_YARDSTICK", PROJECT_ROOT.parent / "shared" / "bench" / "yardstick.py")
+    os.environ.get(
+        "POSTVENTA_YARDSTICK", SHARED_YARDSTICK if SHARED_YARDSTICK.exists() else VENDORED_YARDSTICK
+    )
 )
 POSTGRES_ADMIN_URL = os.environ.get(
     "POSTVENTA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.common import SHARED_YARDSTICK, VENDORED_YARDSTICK
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 240
@@ -136,3 +137,11 @@ def check_scale(run: dict[str, Any]) -> None:
         assert result["requests"] > 0
         assert result["errors"] == 0, result["error_samples"]
     assert {"p50_ratio", "target_at_most", "met"} <= set(run["comparison"])
+
+
+def test_the_vendored_yardstick_is_the_shared_one_unchanged() -> None:
+    """The benchmark uses ../shared/bench/yardstick.py as it is; the copy in bench/vendor serves
+    checkouts without ../shared and must not drift from it."""
+    assert VENDORED_YARDSTICK.exists()
+    if SHARED_YARDSTICK.exists():
+        assert VENDORED_YARDSTICK.read_bytes() == SHARED_YARDSTICK.read_bytes()
