@@ -25,6 +25,10 @@ from postventa.store.migrate import upgrade
 from tests.factories import PEPPER
 from tests.servers import ThreadedServer, serve_processes
 
+# Every postventa process the tests start inherits this: with two xdist workers running servers,
+# workers and benchmarks side by side, the default pools would exhaust PostgreSQL's 100 connections.
+os.environ.setdefault("POSTVENTA_DATABASE_POOL_SIZE", "4")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "POSTVENTA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         default=f"sqlite:///{DEFAULT_DATABASE_PATH}",
         description="sqlite:///path/to/file.db or postgresql://user@host:port/database",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections a process keeps open, and as many more at peaks.",
+    )
     admin_token: str | None = Field(
         default=None, description="Bearer token of the admin API; without it the admin API is off."
     )

@@ -12,6 +12,7 @@ def open_database(settings: Settings) -> Database:
     """The configured database, with the key that seals Mercado Libre credentials."""
     return Database(
         settings.database_url,
+        pool_size=settings.database_pool_size,
         token_cipher=load_token_cipher(settings.token_key, settings.token_key_file),
     )
 
