@@ -8,10 +8,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from postventa.domain.errors import PostventaError, Refusal, RefusalKind
+from postventa.store.engine import database_unavailable
 
 STATUS_BY_KIND: dict[RefusalKind, int] = {
     RefusalKind.UNREADABLE: 400,
@@ -99,6 +101,17 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(400, "invalid_request", message), status_code=400, headers=_gathered_headers(request)
         )
 
+    async def on_database_error(request: Request, error: Exception) -> Response:
+        if not database_unavailable(error):
+            return await on_unexpected(request, error)
+        log.warning("database_unavailable", request_id=getattr(request.state, "request_id", "-"))
+        refusal = PostventaError.of(
+            RefusalKind.UNAVAILABLE,
+            "database_unavailable",
+            "The database cannot take the request now; retry in a moment.",
+        ).refusal
+        return refusal_response(refusal, {**_gathered_headers(request), "Retry-After": "1"})
+
     async def on_unexpected(request: Request, error: Exception) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         log.error("unexpected_error", request_id=request_id, error_type=type(error).__name__, exc_info=error)
@@ -111,4 +124,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PostventaError, on_refusal)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -41,7 +41,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _error("The account is not associated with the API key."),
     404: _error("No such order (or message) in this account."),
     429: _error("Rate limit of the API key exceeded; see Retry-After."),
-    503: _error("The rate limit cannot be checked (its shared store is unreachable); retry shortly."),
+    503: _error(
+        "The database cannot take the request now (database_unavailable), or the rate limit cannot "
+        "be checked (rate_limit_unavailable); retry after Retry-After."
+    ),
     500: {"description": "Unexpected failure", "content": {"text/plain": {"schema": {"type": "string"}}}},
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
@@ -122,6 +122,30 @@ class _SqliteWriter:
     loop: asyncio.AbstractEventLoop
     lock: asyncio.Lock
     connection: AsyncConnection | None = None
+
+
+# SQLSTATE classes and codes that say the database cannot serve now, not that the statement is wrong:
+# connection exceptions, insufficient resources (too many clients), shutting down or starting up.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53")
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether a database error means "try again shortly" (the database is away, full or locked)
+    rather than a fault in the request or the code."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate in _UNAVAILABLE_SQLSTATES
+    # SQLite: still locked by another process when the busy timeout ran out.
+    return (
+        isinstance(original, sqlite3.OperationalError)
+        and getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
