@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -154,20 +155,32 @@ def tmp_file(directory: Path, name: str, content: bytes) -> Path:
     return path
 
 
-@pytest.fixture
-async def isolated_database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database of the backend for this test alone (no other worker may claim from it)."""
-    name = f"postventa_iso_{uuid.uuid4().hex[:10]}"
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'isolated.db'}"
+@asynccontextmanager
+async def fresh_database_url(database_url: str, tmp_path: Path, label: str) -> AsyncIterator[str]:
+    """The URL of a new migrated database of the same backend as `database_url`, dropped after."""
+    name = f"postventa_{label}_{uuid.uuid4().hex[:10]}"
+    on_sqlite = database_url.startswith("sqlite")
+    if on_sqlite:
+        url = f"sqlite:///{tmp_path / f'{label}.db'}"
     else:
         await _postgres_admin(f'CREATE DATABASE "{name}"')
         url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    db = Database(url)
     try:
-        await upgrade(db)
-        yield db
+        migrating = Database(url)
+        await upgrade(migrating)
+        await migrating.dispose()
+        yield url
     finally:
-        await db.dispose()
-        if not database_url.startswith("sqlite"):
+        if not on_sqlite:
             await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def isolated_database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database of the backend for this test alone (no other worker may claim from it)."""
+    async with fresh_database_url(database_url, tmp_path, "iso") as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            await db.dispose()

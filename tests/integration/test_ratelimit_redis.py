@@ -24,7 +24,7 @@ from postventa.api.app import create_app
 from postventa.services import reading
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
-from tests.conftest import ADMIN_TOKEN, POSTGRES_ADMIN_URL, _postgres_admin, admin_headers, make_settings
+from tests.conftest import ADMIN_TOKEN, admin_headers, fresh_database_url, make_settings
 from tests.factories import PEPPER, make_order, make_tenant
 from tests.integration.http_helpers import (
     assert_accepted,
@@ -375,20 +375,8 @@ async def test_counters_are_kept_per_key_prefix_across_databases(tmp_path, redis
 @pytest.fixture
 async def shared_database_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
     """A migrated database of the backend for this test's processes alone."""
-    name = f"postventa_rl_{uuid.uuid4().hex[:10]}"
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'shared.db'}"
-    else:
-        await _postgres_admin(f'CREATE DATABASE "{name}"')
-        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    database = Database(url)
-    try:
-        await upgrade(database)
-        await database.dispose()
+    async with fresh_database_url(database_url, tmp_path, "rl") as url:
         yield url
-    finally:
-        if not database_url.startswith("sqlite"):
-            await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def hammer(urls: list[str], method: str, path: str, params: dict[str, Any], total: int) -> list[Any]:
