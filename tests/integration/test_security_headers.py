@@ -14,10 +14,11 @@ from fastapi import Request
 from starlette.responses import PlainTextResponse
 
 from postventa.api.app import create_app
+from postventa.api.edge import EdgeMiddleware
 from postventa.api.security import (
     API_CONTENT_SECURITY_POLICY,
     DOCS_CONTENT_SECURITY_POLICY,
-    SecurityHeadersMiddleware,
+    SecurityHeaders,
 )
 from tests.conftest import admin_headers, make_settings
 from tests.factories import buyer_replies, make_order, make_tenant
@@ -137,7 +138,8 @@ async def test_a_cache_control_the_route_chose_is_kept():
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await PlainTextResponse("public", headers={"Cache-Control": "max-age=60"})(scope, receive, send)
 
-    transport = httpx2.ASGITransport(app=SecurityHeadersMiddleware(app))
+    edge = EdgeMiddleware(app, max_body_bytes=1000, max_query_bytes=1000, security=SecurityHeaders())
+    transport = httpx2.ASGITransport(app=edge)
     async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
         response = await http.get("/")
 

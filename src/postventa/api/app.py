@@ -13,13 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from postventa import __version__
 from postventa.api import openapi
 from postventa.api.context import Context, utc_now
-from postventa.api.edge import EdgeMiddleware
+from postventa.api.edge import EdgedFastAPI
 from postventa.api.errors import install_error_handlers
-from postventa.api.metrics import MetricsMiddleware
 from postventa.api.metrics import router as observability_router
 from postventa.api.ratelimit import RateLimiter
 from postventa.api.routes import admin, messages, orders, webhooks
-from postventa.api.security import SecuredFastAPI, serves_https
+from postventa.api.security import serves_https
 from postventa.config import Settings
 from postventa.delivery.inbound import InboundProcessor
 from postventa.delivery.worker import DeliveryWorker
@@ -63,8 +62,11 @@ def create_app(
                 await context.database.dispose()
             await context.rate_limiter.aclose()
 
-    # Security headers wrap the whole stack (even Starlette's 500 and the edge's 413/414): security.py.
-    app = SecuredFastAPI(
+    # The edge (request ids, size caps, security headers, metrics, access log) wraps the whole
+    # stack, even Starlette's 500: edge.py.
+    app = EdgedFastAPI(
+        max_body_bytes=settings.max_body_bytes,
+        max_query_bytes=settings.max_query_bytes,
         strict_transport=serves_https(settings.public_url),
         title="postventa",
         version=__version__,
@@ -84,11 +86,6 @@ def create_app(
     async def healthz() -> Response:
         return JSONResponse({"Status": "ok"})
 
-    app.add_middleware(
-        EdgeMiddleware, max_body_bytes=settings.max_body_bytes, max_query_bytes=settings.max_query_bytes
-    )
-    # Added last, so outermost: requests refused at the edge are counted too.
-    app.add_middleware(MetricsMiddleware)
     return app
 
 

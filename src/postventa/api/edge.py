@@ -1,4 +1,10 @@
-"""ASGI middleware at the very edge: request ids, size caps before reading, and a redacted access log.
+"""The one ASGI middleware at the very edge, outside FastAPI's whole stack (its 500 handler too).
+
+For every HTTP request it assigns the request id, refuses oversized requests before reading them,
+adds the security headers the response lacks (security.py), counts and times the request for
+/metrics, and writes the access log line. One middleware with one `send` wrapper, not one per
+concern: each layer of wrappers costs every request a coroutine and a closure, and on the send
+path the four of them cost more than the SQL (docs/performance.md).
 
 Query strings carry API keys, so the access log records the path only, never the query.
 """
@@ -7,67 +13,73 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
+import os
 from typing import Any
 
 import orjson
-import structlog
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postventa.api.errors import error_body
+from postventa.api.security import SecurityHeaders
 from postventa.domain.errors import PostventaError, RefusalKind
+from postventa.logs import log_request
+from postventa.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, http_method_label
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-log = structlog.get_logger("postventa.access")
+UNMATCHED_ROUTE = "unmatched"
 
 
 class EdgeMiddleware:
-    """Assigns the request id, refuses oversized requests before reading them, logs each request."""
+    """Request id, size caps, security headers, metrics and the access log, for every request."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int, security: SecurityHeaders
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_query_bytes = max_query_bytes
+        self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-        }
-        incoming = headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status_holder = {"status": 0}
+        content_length, incoming_id = _edge_headers(scope["headers"])
+        request_id = (
+            incoming_id if incoming_id and _REQUEST_ID.fullmatch(incoming_id) else os.urandom(16).hex()
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        added = (*self.security.for_path(scope["path"]), (b"x-request-id", request_id.encode()))
+        status = 500  # what the server answers when the application raised before responding
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in added if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
-        refusal = self._refusal(scope, headers)
+        refusal = self._refusal(scope, content_length)
         try:
             if refusal is not None:
-                await _send_error(send_with_id, *refusal)
+                await _send_error(send_with_headers, *refusal)
             else:
-                await self.app(scope, self._bounded(receive), send_with_id)
+                await self.app(scope, self._bounded(receive), send_with_headers)
         finally:
-            log.info(
-                "request",
-                request_id=request_id,
-                method=scope["method"],
-                path=scope["path"],
-                status=status_holder["status"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            seconds = time.perf_counter() - started
+            method, route = http_method_label(scope["method"]), route_template(scope)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method, route).observe(seconds)
+            log_request(request_id, scope["method"], scope["path"], status, round(seconds * 1000, 2))
 
-    def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    def _refusal(self, scope: Scope, length: str | None) -> tuple[int, str, str] | None:
         if len(scope["query_string"]) > self.max_query_bytes:
             return 414, "uri_too_long", f"The query string is over {self.max_query_bytes} bytes."
-        length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
                 return 400, "bad_request", "Content-Length is not a number."
@@ -92,6 +104,53 @@ class EdgeMiddleware:
             return message
 
         return bounded_receive
+
+
+class EdgedFastAPI(FastAPI):
+    """FastAPI with the edge middleware outside its whole middleware stack.
+
+    Starlette puts its ServerErrorMiddleware (which sends the 500 of an unexpected exception)
+    outside every middleware added with `add_middleware`; wrapping the built stack is the only
+    place from which a 500, and the edge's own 413/414, also carry the security headers and the
+    request id, and are counted and logged with their status.
+    """
+
+    def __init__(
+        self, *, max_body_bytes: int, max_query_bytes: int, strict_transport: bool = False, **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self.edge_options = {"max_body_bytes": max_body_bytes, "max_query_bytes": max_query_bytes}
+        self.strict_transport = strict_transport
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The usual stack, wrapped in the edge."""
+        docs_paths = [
+            path for path in (self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url) if path
+        ]
+        security = SecurityHeaders(docs_paths=docs_paths, strict_transport=self.strict_transport)
+        return EdgeMiddleware(super().build_middleware_stack(), security=security, **self.edge_options)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that handled the request, or "unmatched".
+
+    The route is read after the application ran (Starlette's router sets `scope["route"]`), so a
+    metric's label is the template (`/v2/orders/{orderId}/messages`), never the raw path; a request
+    no route took (an unknown path, or one refused here before routing) is "unmatched".
+    """
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+def _edge_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """Content-Length and X-Request-Id, the only headers the edge reads."""
+    length = request_id = None
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == b"content-length":
+            length = value.decode("latin-1")
+        elif len(name) == 12 and name.lower() == b"x-request-id":
+            request_id = value.decode("latin-1")
+    return length, request_id
 
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Observability at the edge: the request metrics middleware, `/metrics` and `/readyz`.
+"""Observability: `/metrics` and `/readyz` (requests are counted and timed by the edge, edge.py).
 
 `/metrics` is Prometheus' text exposition, open on the API's port like `/healthz`: it holds no
 tenant data (counts by route template, status and outcome), but operators should not expose it
@@ -11,69 +11,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import time
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postventa.api.context import Context, context_of
-from postventa.metrics import (
-    HTTP_REQUEST_DURATION,
-    HTTP_REQUESTS,
-    QueueSnapshot,
-    exposition,
-    http_method_label,
-)
+from postventa.metrics import QueueSnapshot, exposition
 from postventa.store import outbox
 from postventa.store.migrate import current_revision, head_revision
 
-UNMATCHED_ROUTE = "unmatched"
 PROBE_TIMEOUT_SECONDS = 5.0
 OK = "ok"
 
 log = structlog.get_logger("postventa.metrics")
 router = APIRouter(include_in_schema=False)
 _head_revision = functools.cache(head_revision)
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by method, route template and status.
-
-    The route is read after the application ran (Starlette's router sets `scope["route"]`), so the
-    label is the template (`/v2/orders/{orderId}/messages`), never the raw path; a request no route
-    took (an unknown path, or one refused at the edge before routing) is "unmatched".
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the server answers when the application raised before responding
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            method, route = http_method_label(scope["method"]), route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
-
-
-def route_template(scope: Scope) -> str:
-    """The path template of the route that handled the request, or "unmatched"."""
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
 
 
 @router.get("/metrics")

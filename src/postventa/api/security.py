@@ -8,10 +8,6 @@ when the response does not set its own, so a route that chooses a `Cache-Control
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 # /docs (Swagger UI) and /redoc are HTML pages FastAPI writes: they load their scripts, styles,
@@ -48,62 +44,32 @@ def serves_https(public_url: str | None) -> bool:
     return bool(public_url) and str(public_url).strip().lower().startswith("https://")
 
 
-class SecurityHeadersMiddleware:
-    """Adds the security headers a response lacks; `docs_paths` get the documentation pages' policy.
+class SecurityHeaders:
+    """The security headers for a request path; `docs_paths` get the documentation pages' policy.
 
     `Strict-Transport-Security` is sent only when `strict_transport` is set (the public URL is
     https): over plain HTTP browsers ignore it, and a service behind a TLS-terminating proxy cannot
-    tell from the request itself.
+    tell from the request itself. The edge middleware (edge.py) adds those a response lacks.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, docs_paths: Iterable[str] = (), strict_transport: bool = False
-    ) -> None:
-        self.app = app
+    def __init__(self, *, docs_paths: Iterable[str] = (), strict_transport: bool = False) -> None:
         self.docs_paths = frozenset(docs_paths)
-        self.extra: tuple[tuple[bytes, bytes], ...] = (
+        extra: tuple[tuple[bytes, bytes], ...] = (
             ((b"strict-transport-security", f"max-age={HSTS_MAX_AGE_SECONDS}".encode()),)
             if strict_transport
             else ()
         )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        policy = (
-            DOCS_CONTENT_SECURITY_POLICY if scope["path"] in self.docs_paths else API_CONTENT_SECURITY_POLICY
+        self._api = (
+            *_COMMON_HEADERS,
+            (b"content-security-policy", API_CONTENT_SECURITY_POLICY.encode()),
+            *extra,
         )
-        wanted = (*_COMMON_HEADERS, (b"content-security-policy", policy.encode()), *self.extra)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend((name, value) for name, value in wanted if name not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class SecuredFastAPI(FastAPI):
-    """FastAPI with the security headers outside its whole middleware stack.
-
-    Starlette puts its ServerErrorMiddleware (which sends the 500 of an unexpected exception)
-    outside every middleware added with `add_middleware`; wrapping the built stack is the only
-    place from which a 500, and the edge's own 413/414, also carry the headers.
-    """
-
-    def __init__(self, *, strict_transport: bool = False, **options: Any) -> None:
-        super().__init__(**options)
-        self.strict_transport = strict_transport
-
-    def build_middleware_stack(self) -> ASGIApp:
-        """The usual stack, wrapped in the security headers."""
-        docs_paths = [
-            path for path in (self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url) if path
-        ]
-        return SecurityHeadersMiddleware(
-            super().build_middleware_stack(), docs_paths=docs_paths, strict_transport=self.strict_transport
+        self._docs = (
+            *_COMMON_HEADERS,
+            (b"content-security-policy", DOCS_CONTENT_SECURITY_POLICY.encode()),
+            *extra,
         )
+
+    def for_path(self, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers a response to `path` should carry (names in lower case)."""
+        return self._docs if path in self.docs_paths else self._api

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
@@ -74,8 +74,14 @@ class Database:
     async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends and rolls back on any exception."""
         if write and self.is_sqlite:
-            async with self._sqlite_writer() as connection, connection.begin():
-                yield connection
+            async with self._sqlite_writer() as connection:
+                driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+                if isinstance(driver, sqlite_driver.InLoopConnection):
+                    async with _sqlite_transaction(connection, driver):
+                        yield connection
+                else:
+                    async with connection.begin():
+                        yield connection
             assert self._writer is not None
             self._checkpointer.after_commit(self._writer.lock)
             return
@@ -113,6 +119,44 @@ class Database:
         if writer is not None and writer.connection is not None and writer.loop is asyncio.get_running_loop():
             await writer.connection.close()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _sqlite_transaction(
+    connection: AsyncConnection, driver: sqlite_driver.InLoopConnection
+) -> AsyncIterator[None]:
+    """BEGIN IMMEDIATE and COMMIT straight on the driver: most writes run only prepared statements
+    (store/prepared.py), and SQLAlchemy's own begin and commit (a greenlet hop each, events, a
+    transaction object) cost more than the rest of a send's SQL. A statement run through SQLAlchemy
+    inside the block joins this transaction (`_on_begin` sees it open) and is then committed or
+    rolled back through SQLAlchemy, which ends its own bookkeeping with it."""
+    await _on_driver(driver, "BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction():
+            await connection.rollback()
+        elif driver.sqlite.in_transaction:
+            driver.sqlite.rollback()
+        raise
+    if connection.in_transaction():
+        await connection.commit()
+        return
+    try:
+        await _on_driver(driver, "COMMIT")
+    except BaseException:
+        if driver.sqlite.in_transaction:
+            driver.sqlite.rollback()
+        raise
+
+
+async def _on_driver(driver: sqlite_driver.InLoopConnection, statement: str) -> None:
+    try:
+        await driver.when_not_busy(driver.sqlite.execute, statement)
+    except sqlite3.OperationalError as error:  # as SQLAlchemy would have raised them
+        raise OperationalError(statement, None, error) from error
+    except sqlite3.Error as error:
+        raise DatabaseError(statement, None, error) from error
 
 
 @dataclass
@@ -167,9 +211,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         begin = connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
         driver = connection.connection.driver_connection
         if isinstance(driver, sqlite_driver.InLoopConnection):
-            try:  # straight to the driver: a statement's cost, without an execution's
-                await_(driver.when_not_busy(driver.sqlite.execute, begin))
-            except sqlite3.OperationalError as error:  # as SQLAlchemy would have raised it
-                raise OperationalError(begin, None, error) from error
+            if driver.sqlite.in_transaction:  # begun on the driver by Database.transaction
+                return
+            await_(_on_driver(driver, begin))  # straight to the driver: a statement's cost
         else:
             connection.exec_driver_sql(begin)

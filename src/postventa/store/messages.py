@@ -113,6 +113,23 @@ _INSERT_MESSAGE = Prepared(
 )
 
 
+_INSERT_ATTACHMENT = Prepared(
+    insert(attachments)
+    .values(
+        {
+            name: bindparam(name, type_=attachments.c[name].type)
+            for name in ("account_id", "name", "extension", "size", "sha256", "created_at")
+        }
+    )
+    .returning(attachments.c.id)
+)
+_INSERT_ZEROED_CONTENT = Prepared(
+    insert(attachment_contents).values(
+        attachment_id=bindparam("attachment_id"), content=func.zeroblob(bindparam("size"))
+    )
+)
+
+
 async def lock_conversation(connection: AsyncConnection, conversation_id: int) -> int:
     """Take the conversation's write lock for this transaction; returns its message count.
 
@@ -146,27 +163,25 @@ async def insert_attachment(
     """
     driver = in_loop_sqlite(connection)
     content = attachment.content
-    result = await connection.execute(
-        insert(attachments)
-        .values(
-            account_id=account_id,
-            name=attachment.name,
-            extension=attachment.extension,
-            size=len(content),
-            sha256=hashlib.sha256(content).hexdigest(),
-            created_at=now,
-        )
-        .returning(attachments.c.id)
+    result = await _INSERT_ATTACHMENT.execute(
+        connection,
+        {
+            "account_id": account_id,
+            "name": attachment.name,
+            "extension": attachment.extension,
+            "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "created_at": now,
+        },
     )
     attachment_id = int(result.scalar_one())
-    await connection.execute(
-        insert(attachment_contents).values(
-            attachment_id=attachment_id,
-            content=func.zeroblob(len(content)) if driver is not None else content,
+    if driver is None:
+        await connection.execute(
+            insert(attachment_contents).values(attachment_id=attachment_id, content=content)
         )
-    )
-    if driver is not None:
-        write_blob(driver, "attachment_contents", "content", attachment_id, content)
+        return attachment_id
+    await _INSERT_ZEROED_CONTENT.execute(connection, {"attachment_id": attachment_id, "size": len(content)})
+    write_blob(driver, "attachment_contents", "content", attachment_id, content)
     return attachment_id
 
 

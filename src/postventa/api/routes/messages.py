@@ -18,6 +18,7 @@ from postventa.api.idempotency import idempotency_key, send_once, stored_respons
 from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
 from postventa.api.render import message_json, option_json
+from postventa.api.routing import DirectRoute
 from postventa.domain.attachments import CONTENT_TYPES
 from postventa.domain.errors import invalid
 from postventa.domain.parameters import (
@@ -32,7 +33,7 @@ from postventa.services.idempotency import request_fingerprint
 from postventa.services.messaging import send_message
 from postventa.store.idempotency import KeyLock
 
-router = APIRouter(tags=["Messages"])
+router = APIRouter(tags=["Messages"], route_class=DirectRoute)
 
 
 def path_id(raw: str, name: str, code: str) -> int:

@@ -14,6 +14,7 @@ from postventa.api.params import read_query
 from postventa.api.ratelimit import READ
 from postventa.api.render import order_json
 from postventa.api.routes.messages import path_id
+from postventa.api.routing import DirectRoute
 from postventa.domain.errors import invalid
 from postventa.domain.orders import StatusType, statuses_of_type
 from postventa.domain.parameters import READ_PARAMETERS, Parameters, parse_identifier
@@ -21,7 +22,7 @@ from postventa.services import reading
 from postventa.services.messaging import find_order
 from postventa.store.orders import OrderFilter
 
-router = APIRouter(tags=["Orders"])
+router = APIRouter(tags=["Orders"], route_class=DirectRoute)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
