@@ -87,6 +87,9 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # The HTTP client logs every request at info; the worker logs each delivery attempt itself.
+    for chatty in ("httpx2", "httpcore2"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
 
 
 class _RedactingFormatter(logging.Formatter):

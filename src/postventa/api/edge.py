@@ -11,9 +11,9 @@ Query strings carry API keys, so the access log records the path only, never the
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import os
 from typing import Any
 
 import orjson

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.delivery import attempt
 from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
 from postventa.meli.client import MeliClient, MeliError
 from postventa.metrics import DELIVERY_ATTEMPTS
-from postventa.services.marketplace import Session, session_for
+from postventa.services.marketplace import Session, session_for, session_usable
 from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.messages import attachment_content
@@ -30,8 +31,20 @@ from postventa.store.outbox import ClaimedMessage, DeliveryJob, Outcome
 LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with a 15 s read timeout each)
 IDLE_WAIT_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
+# How long a worker reuses an account's session (its link and access token) without reading it
+# again: reading and unsealing it for every message was a tenth of a delivery's cost. A refused
+# token is replaced at once, whatever its age; a link changed meanwhile is seen within this time.
+SESSION_REUSE_SECONDS = 5.0
 
 log = structlog.get_logger("postventa.worker")
+
+
+@dataclass(frozen=True)
+class _Preloaded:
+    """What the claim's transaction read for a message: its job, and whether the buyer wrote first."""
+
+    job: DeliveryJob
+    buyer_wrote: bool
 
 
 @dataclass
@@ -74,6 +87,10 @@ class DeliveryWorker:
         self.retry_policy = retry_policy
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._sessions: dict[int, tuple[Session, float]] = {}
+        # Claim when this many slots are free, not at each one: a claim is a write transaction,
+        # and one for a few messages costs about what one for a single message does.
+        self._claim_batch = max(1, concurrency // 4)
 
     def wake(self) -> None:
         """Look for due messages now (called after a message is queued)."""
@@ -94,7 +111,7 @@ class DeliveryWorker:
                 except Exception:  # the database may be away for a moment: keep the loop alive
                     log.exception("worker_round_failed", worker=self.worker_id)
                     claimed = 0
-                if claimed == 0 or len(self._in_flight) >= self.concurrency:
+                if claimed == 0 or len(self._in_flight) > self.concurrency - self._claim_batch:
                     await self._idle(stop)
         finally:
             if self._in_flight:
@@ -103,6 +120,7 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Claim what fits in the free slots and start delivering it; returns how many were claimed."""
+        self._wake.clear()  # before the claim: a wake from here on is for what this claim misses
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return 0
@@ -110,10 +128,13 @@ class DeliveryWorker:
             claimed = await outbox.claim_due_messages(
                 connection, self.worker_id, self.clock(), limit=free, lease_seconds=self.lease_seconds
             )
-        for message in claimed:
-            task = asyncio.create_task(self.deliver(message))
+            # Each message's job is read here, in the claim's transaction, rather than in one of
+            # its own: a transaction less per message.
+            preloaded = [await _preload(connection, message) for message in claimed]
+        for message, ready in zip(claimed, preloaded, strict=True):
+            task = asyncio.create_task(self.deliver(message, ready))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._finished)
         return len(claimed)
 
     async def drain(self, timeout_seconds: float = 60.0) -> None:
@@ -126,13 +147,13 @@ class DeliveryWorker:
             elif claimed == 0:
                 return
 
-    async def deliver(self, claimed: ClaimedMessage) -> None:
+    async def deliver(self, claimed: ClaimedMessage, preloaded: _Preloaded | None = None) -> None:
         """One attempt of one message, recorded whatever happens."""
         started = self.clock()
         route = attempt.ACTION_GUIDE
         progress = _Progress()
         try:
-            job, route, content, known = await self._prepare(claimed)
+            job, route, content, known = await self._prepare(claimed, preloaded)
             outcome = await self._attempt(claimed, job, route, content, known, progress)
         except MeliError as error:
             outcome = attempt.after_failure(
@@ -168,19 +189,22 @@ class DeliveryWorker:
             error_code=outcome.error_code,
         )
 
-    async def _prepare(self, claimed: ClaimedMessage) -> tuple[DeliveryJob, str, bytes | None, set[str]]:
-        async with self.database.transaction() as connection:
-            job = await outbox.load_job(connection, claimed.id)
-            buyer_wrote = await outbox.buyer_wrote_before(
-                connection, job.conversation_id, job.conversation_sequence
-            )
-            content = await attachment_content(connection, job.attachment_id) if job.attachment_id else None
-            known = (
-                await outbox.known_marketplace_ids(connection, job.account_id)
-                if claimed.needs_reconcile
-                else set()
-            )
-        via_messages = job.route == attempt.MESSAGES or buyer_wrote or content is not None
+    async def _prepare(
+        self, claimed: ClaimedMessage, preloaded: _Preloaded | None
+    ) -> tuple[DeliveryJob, str, bytes | None, set[str]]:
+        if preloaded is None:
+            async with self.database.transaction() as connection:
+                preloaded = await _preload(connection, claimed)
+        job = preloaded.job
+        content: bytes | None = None
+        known: set[str] = set()
+        if job.attachment_id is not None or claimed.needs_reconcile:
+            async with self.database.transaction() as connection:
+                if job.attachment_id is not None:
+                    content = await attachment_content(connection, job.attachment_id)
+                if claimed.needs_reconcile:
+                    known = await outbox.known_marketplace_ids(connection, job.account_id)
+        via_messages = job.route == attempt.MESSAGES or preloaded.buyer_wrote or content is not None
         return job, attempt.MESSAGES if via_messages else attempt.ACTION_GUIDE, content, known
 
     async def _attempt(
@@ -228,24 +252,39 @@ class DeliveryWorker:
         return attempt.delivered(await attempt.send(self.meli, session, job, route, content), route)
 
     async def _session(self, account_id: int, refused_token: str | None = None) -> Session:
-        session = await session_for(
-            self.database, account_id, self.meli, self.clock(), refused_token=refused_token
-        )
-        if session is None:  # claims only take linked accounts; the link was removed meanwhile
+        now, monotonic = self.clock(), asyncio.get_running_loop().time()
+        reused = self._sessions.get(account_id)
+        if reused is not None and refused_token is None:
+            session, read_at = reused
+            if monotonic - read_at < SESSION_REUSE_SECONDS and session_usable(session, now):
+                return session
+        found = await session_for(self.database, account_id, self.meli, now, refused_token=refused_token)
+        if found is None:  # claims only take linked accounts; the link was removed meanwhile
+            self._sessions.pop(account_id, None)
             raise MeliError(
                 DeliveryFailure(FailureKind.TRANSIENT, "account_not_linked", "The account is not linked.")
             )
-        return session
+        self._sessions[account_id] = (found, monotonic)
+        return found
 
     async def _heartbeat(self) -> None:
         async with self.database.transaction(write=True) as connection:
             await outbox.heartbeat(connection, self.worker_id, self.clock())
 
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A slot is free, and a retry may be due at once (a reroute): look again."""
+        self._in_flight.discard(task)
+        self._wake.set()
+
     async def _idle(self, stop: asyncio.Event) -> None:
-        self._wake.clear()
+        """Until woken (a message queued, an attempt finished), stopped, or a second has passed."""
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(
-            [*waiters, *self._in_flight], timeout=IDLE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait(waiters, timeout=IDLE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+
+
+async def _preload(connection: AsyncConnection, claimed: ClaimedMessage) -> _Preloaded:
+    job = await outbox.load_job(connection, claimed.id)
+    buyer_wrote = await outbox.buyer_wrote_before(connection, job.conversation_id, job.conversation_sequence)
+    return _Preloaded(job, buyer_wrote)

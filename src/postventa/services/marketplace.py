@@ -192,6 +192,11 @@ async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> O
     )
 
 
+def session_usable(session: Session, now: dt.datetime) -> bool:
+    """Whether a session's access token is still good to use now (the same margin as `session_for`)."""
+    return _usable(session.link, now, None)
+
+
 def _usable(link: link_store.MarketplaceLink, now: dt.datetime, refused_token: str | None) -> bool:
     if (
         link.access_token is None
