@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.util import WindowStats
@@ -27,6 +27,7 @@ from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from postventa.api.ratelimit_memory import LocalMovingWindowStorage
 from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.services.auth import READ, SEND, parse_rate_limits
 
@@ -78,7 +79,7 @@ class RateLimiter:
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.limits = limits
-        self.strategy = MovingWindowRateLimiter(storage or MemoryStorage())
+        self.strategy = MovingWindowRateLimiter(storage or LocalMovingWindowStorage())
         self._close = close
 
     @classmethod
