@@ -92,7 +92,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=3_000_000)
     parser.add_argument("--accounts", type=int, default=100, help="accounts the orders are spread over")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per database per round")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8, help="sends in flight")
     parser.add_argument("--expected-rps", type=float, default=1500.0, help="sizes the fresh order pools")

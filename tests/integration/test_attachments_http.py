@@ -105,6 +105,17 @@ async def test_multipart_file_is_stored_shown_and_downloaded(
     await assert_download(client, tenant, order_id, message_id, content, extension, f".{extension}")
 
 
+async def test_a_file_of_several_megabytes_is_kept_byte_for_byte(client, database):
+    """Past the one-megabyte slices it is written in (blob I/O on SQLite, COPY on PostgreSQL)."""
+    tenant = await make_tenant(database)
+    order_id = await answered_order(client, database, tenant)
+    content = PDF + bytes(range(256)) * (10 * 1024 + 7)  # 2.5 MiB and a bit: three slices
+
+    message_id = assert_accepted(await post_file(client, tenant, order_id, "grande.pdf", content))
+
+    await assert_download(client, tenant, order_id, message_id, content, "pdf", "grande.pdf")
+
+
 @pytest.mark.parametrize("how", ["json", "form", "multipart"])
 @pytest.mark.parametrize(
     ("document_name", "document_extension", "content", "name", "extension"),
