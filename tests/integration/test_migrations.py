@@ -146,3 +146,28 @@ async def test_attachment_bytes_move_to_their_own_table_intact(empty_database):
     assert await schema_differences(empty_database) == []
     async with empty_database.transaction() as connection:
         assert await attachment_content(connection, 7) == content
+
+
+async def test_every_partial_index_has_its_condition(empty_database):
+    """The comparison above does not look at an index's WHERE: read each back from the database."""
+    await upgrade(empty_database)
+    async with empty_database.engine.connect() as connection:
+        if empty_database.is_sqlite:
+            rows = await connection.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+            )
+        else:
+            rows = await connection.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes")
+        definitions = {name: definition or "" for name, definition in rows}
+    dialect = "sqlite" if empty_database.is_sqlite else "postgresql"
+    partial = [
+        index
+        for declared in metadata.tables.values()
+        for index in declared.indexes
+        if index.dialect_options[dialect]["where"] is not None
+    ]
+
+    assert [index.name for index in partial] == ["uq_messages_account_id_marketplace_message_id"]
+    for index in partial:
+        assert "WHERE" in definitions[str(index.name)].upper(), definitions[str(index.name)]
+        assert "marketplace_message_id IS NOT NULL" in definitions[str(index.name)]

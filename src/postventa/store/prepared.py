@@ -12,7 +12,7 @@ to run it, the same rows.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,8 +74,10 @@ class _SqliteForm:
     sql: str
     parameter_names: tuple[str, ...]
     literals: dict[str, Any]  # values written into the statement itself (`status == "sending"`)
-    bind_processors: tuple[Processor, ...]
-    result_processors: tuple[Processor, ...]
+    # (position, processor) of the parameters and columns that have one: most have none, and a
+    # send runs these for every value of half a dozen statements.
+    bind_steps: tuple[tuple[int, Callable[[Any], Any]], ...]
+    result_steps: tuple[tuple[int, Callable[[Any], Any]], ...]
     row_type: Any  # a namedtuple class, or None for statements without rows
 
 
@@ -92,25 +94,24 @@ class Prepared:
             result: Rows = await connection.execute(self.statement, dict(parameters))
             return result
         form = self._sqlite or self._compile(connection.dialect)
-        given = form.literals | dict(parameters)
-        values = tuple(
-            value if process is None else process(value)
-            for value, process in zip(
-                (given[name] for name in form.parameter_names), form.bind_processors, strict=True
-            )
-        )
+        given = {**form.literals, **parameters} if form.literals else parameters
+        values = [given[name] for name in form.parameter_names]
+        for index, process in form.bind_steps:
+            values[index] = process(values[index])
         cursor = driver.sqlite.cursor()
         try:
             await driver.when_not_busy(cursor.execute, form.sql, values)
             if form.row_type is None:
                 return PreparedRows([], cursor.rowcount)
-            rows = [
-                form.row_type._make(
-                    value if process is None else process(value)
-                    for value, process in zip(raw, form.result_processors, strict=True)
-                )
-                for raw in cursor.fetchall()
-            ]
+            make = form.row_type._make
+            if not form.result_steps:
+                return PreparedRows([make(raw) for raw in cursor.fetchall()], cursor.rowcount)
+            rows = []
+            for raw in cursor.fetchall():
+                row = list(raw)
+                for index, process in form.result_steps:
+                    row[index] = process(row[index])
+                rows.append(make(row))
             return PreparedRows(rows, cursor.rowcount)
         finally:
             cursor.close()
@@ -126,15 +127,17 @@ class Prepared:
             literals={
                 name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
             },
-            bind_processors=tuple(binds.get(name) for name in names),
-            result_processors=tuple(
-                column.type._cached_result_processor(dialect, None) for column in columns
-            ),
+            bind_steps=_steps(binds.get(name) for name in names),
+            result_steps=_steps(column.type._cached_result_processor(dialect, None) for column in columns),
             row_type=namedtuple("PreparedRow", [column.keyname for column in columns], rename=True)
             if columns
             else None,
         )
         return self._sqlite
+
+
+def _steps(processors: Iterable[Processor]) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    return tuple((index, process) for index, process in enumerate(processors) if process is not None)
 
 
 def in_loop_sqlite(connection: AsyncConnection) -> InLoopConnection | None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -155,6 +156,7 @@ attachment_contents = Table(
 )
 
 MESSAGE_STATUSES = ("queued", "sending", "sent", "moderated", "failed", "received")
+HAS_MARKETPLACE_ID = "marketplace_message_id IS NOT NULL"
 
 messages = Table(
     "messages",
@@ -195,9 +197,16 @@ messages = Table(
         "status in ('queued', 'sending', 'sent', 'moderated', 'failed', 'received')", name="status"
     ),
     Index(None, "status", "next_attempt_at"),
-    # A Mercado Libre message is recorded once per account (notifications may repeat).
+    # A Mercado Libre message is recorded once per account (notifications may repeat). Partial: a
+    # message not yet delivered has no id, and an entry for it would be one more page for every send
+    # to write (migration 0005).
     Index(
-        "uq_messages_account_id_marketplace_message_id", "account_id", "marketplace_message_id", unique=True
+        "uq_messages_account_id_marketplace_message_id",
+        "account_id",
+        "marketplace_message_id",
+        unique=True,
+        sqlite_where=text(HAS_MARKETPLACE_ID),
+        postgresql_where=text(HAS_MARKETPLACE_ID),
     ),
 )
 
