@@ -105,7 +105,6 @@ class _AccessLog:
 
 
 _access_log = _AccessLog()
-_access_logger = structlog.get_logger("postventa.access")
 
 
 def log_request(request_id: str, method: str, path: str, status: int, duration_ms: float) -> None:
@@ -128,7 +127,7 @@ def log_request(request_id: str, method: str, path: str, status: int, duration_m
     }
     stream = _access_log.stream
     if stream is None:  # logging not configured (a library user's app): structlog's defaults
-        _access_logger.info("request", **fields)
+        structlog.get_logger("postventa.access").info("request", **fields)
         return
     line = {
         "event": "request",
@@ -139,7 +138,7 @@ def log_request(request_id: str, method: str, path: str, status: int, duration_m
     try:
         rendered = orjson.dumps(line).decode()
     except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): structlog renders anything
-        _access_logger.info("request", **fields)
+        structlog.get_logger("postventa.access").info("request", **fields)
         return
     stream.write(rendered + "\n")
     stream.flush()

@@ -122,3 +122,24 @@ async def test_messages_of_unlinked_accounts_wait_in_the_queue(client, database)
     claimed = {message.id for message in await claim(database, "w", at=later, limit=1000)}
 
     assert not ids & claimed
+
+
+async def test_claims_hand_out_expired_leases_first_then_the_oldest_due(client, database):
+    first, second, third, fourth = await queued_messages(client, database, 4)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    [dead] = await claim(database, "dead-worker", at=now, limit=1, lease=30)
+    assert dead.id == first  # queued first, due first
+    async with database.transaction(write=True) as connection:  # the others now due before it: 4, 2, 3
+        for message_id, minutes_ago in ((fourth, 30), (second, 20), (third, 10)):
+            await connection.execute(
+                messages.update()
+                .where(messages.c.id == message_id)
+                .values(next_attempt_at=now - dt.timedelta(minutes=minutes_ago))
+            )
+
+    later = now + dt.timedelta(seconds=31)  # the dead worker's lease has run out
+    taken = await claim(database, "w", at=later, limit=2)
+    rest = await claim(database, "w", at=later, limit=5)
+
+    assert [(message.id, message.needs_reconcile) for message in taken] == [(first, True), (fourth, False)]
+    assert sorted(message.id for message in rest) == sorted([second, third])

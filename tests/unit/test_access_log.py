@@ -1,0 +1,84 @@
+"""The access log line: written straight, the same JSON object structlog would write, secrets masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from postventa import logs
+from postventa.api.routing import DirectRoute
+from postventa.logs import configure_logging, log_request
+
+
+@pytest.fixture
+def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    """What the test wrote on stderr (logging is configured inside the test, on pytest's stream);
+    afterwards the process's logging is as it was, for the tests that run next in this process."""
+    root = logging.getLogger()
+    chatty = [logging.getLogger(name) for name in ("httpx2", "httpcore2")]
+    saved = (
+        logs._access_log.stream,
+        logs._access_log.enabled,
+        root.handlers[:],
+        root.level,
+        [logger.level for logger in chatty],
+        structlog.get_config(),
+    )
+    yield lambda: capsys.readouterr().err
+    logs._access_log.stream, logs._access_log.enabled, root.handlers[:], level, levels, config = saved
+    root.setLevel(level)
+    for logger, logger_level in zip(chatty, levels, strict=True):
+        logger.setLevel(logger_level)
+    structlog.configure(**config)
+
+
+def test_one_json_line_per_request_with_the_path_masked(stderr):
+    configure_logging("info")
+
+    log_request("abc123", "POST", "/v2/orders/pv_0123456789ab_s3cr3tS3cr3t/messages", 200, 1.25)
+
+    [line] = stderr().splitlines()
+    event = json.loads(line)
+    assert event.pop("timestamp").endswith("Z")
+    assert event == {
+        "event": "request",
+        "request_id": "abc123",
+        "method": "POST",
+        "path": "/v2/orders/pv_[redacted]/messages",
+        "status": 200,
+        "duration_ms": 1.25,
+        "level": "info",
+    }
+
+
+def test_nothing_below_the_configured_level(stderr):
+    configure_logging("warning")
+
+    log_request("abc123", "GET", "/healthz", 200, 0.1)
+
+    assert stderr() == ""
+
+
+def test_text_json_cannot_carry_still_gets_its_line(stderr):
+    configure_logging("info")
+
+    log_request("abc123", "GET", "/v2/orders/\ud800", 404, 0.1)  # a lone surrogate: not UTF-8
+
+    [line] = stderr().splitlines()
+    assert '"event": "request"' in line
+    assert '"status": 404' in line
+
+
+def test_a_direct_route_refuses_an_endpoint_it_could_not_call():
+    async def wants_a_body(orderId: str, body: dict, request: Request) -> Response:
+        return Response()
+
+    router = APIRouter(route_class=DirectRoute)
+    with pytest.raises(TypeError, match="DirectRoute"):
+        router.add_api_route("/v2/orders/{orderId}", wants_a_body)
