@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from postventa.api.app import create_app
 from postventa.api.errors import error_body
 from postventa.config import Settings
+from postventa.gc_tuning import freeze_startup_objects
 from postventa.logs import configure_logging
 
 # What each uvicorn worker process imports and calls to build its app (workers need an import string).
@@ -64,6 +65,7 @@ _UVICORN_OPTIONS: dict[str, Any] = {
 
 def run_server(application: Any, host: str, port: int, log_level: str) -> None:
     """uvicorn without its access log (ours redacts), with our logging configuration."""
+    freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS)
 
 
@@ -99,4 +101,6 @@ def app_from_environment() -> FastAPI:
     (a spawned process inherits nothing of its parent's configuration)."""
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    application = create_app(settings)
+    freeze_startup_objects()
+    return application

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.config import Settings
 from postventa.domain.errors import PostventaError, RefusalKind
+from postventa.gc_tuning import freeze_startup_objects
 from postventa.store.engine import Database
 from postventa.store.migrate import current_revision, head_revision, upgrade
 from postventa.wiring import open_database
@@ -139,6 +140,7 @@ async def run_worker(
             retry_policy=current.retry_policy,
         )
         inbound = InboundProcessor(database, meli, poll_interval_seconds=current.poll_interval_seconds)
+        freeze_startup_objects()
         await asyncio.gather(worker.run(stop), inbound.run(stop))
     finally:
         await meli.aclose()

@@ -71,22 +71,80 @@ class Database:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A transaction that commits when the block ends and rolls back on any exception."""
+    async def transaction(
+        self, *, write: bool = False, grouped: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A transaction that commits when the block ends and rolls back on any exception.
+
+        `grouped` (SQLite; for blocks that run prepared statements only, as a send does): the block
+        may share its commit with the other grouped writes of the moment (`_join_group`). Either
+        way it returns only once its work is committed, and raises if it could not be.
+        """
         if write and self.is_sqlite:
+            group: _Group | None = None
             async with self._sqlite_writer() as connection:
                 driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-                if isinstance(driver, sqlite_driver.InLoopConnection):
-                    async with _sqlite_transaction(connection, driver):
-                        yield connection
-                else:
+                if not isinstance(driver, sqlite_driver.InLoopConnection):
                     async with connection.begin():
                         yield connection
-            assert self._writer is not None
-            self._checkpointer.after_commit(self._writer.lock)
+                elif grouped:
+                    group = await self._join_group(driver)
+                    async with _grouped_member(connection, driver, group):
+                        yield connection
+                else:
+                    await self._close_group(driver)
+                    async with _sqlite_transaction(connection, driver):
+                        yield connection
+                    self._checkpointer.after_commit(self._writer_lock())
+            if group is not None:  # out of the lock: the group's commit needs it
+                await asyncio.shield(group.committed)
             return
         async with self.engine.connect() as connection, connection.begin():
             yield connection
+
+    def _writer_lock(self) -> sqlite_driver.WriterLock:
+        assert self._writer is not None
+        return self._writer.lock
+
+    async def _join_group(self, driver: sqlite_driver.InLoopConnection) -> _Group:
+        """The open group, or a new one (its transaction begun, its commit scheduled). Holding the lock."""
+        assert self._writer is not None
+        writer = self._writer
+        if writer.group is not None and not writer.group.committed.done():
+            writer.group.members += 1
+            return writer.group
+        await _on_driver(driver, "BEGIN IMMEDIATE")
+        group = writer.group = _Group(writer.loop.create_future(), members=1)
+        # The commit runs once the tasks ready now have had their turn: the sends among them whose
+        # requests were read meanwhile join this transaction instead of each committing its own.
+        group.commit_task = writer.loop.create_task(self._commit_group(group, driver))
+        return group
+
+    async def _commit_group(self, group: _Group, driver: sqlite_driver.InLoopConnection) -> None:
+        async with self._writer_lock():
+            await self._close_group(driver, group)
+
+    async def _close_group(self, driver: sqlite_driver.InLoopConnection, group: _Group | None = None) -> None:
+        """Commit the open group (holding the lock), settling its members' wait either way."""
+        assert self._writer is not None
+        writer = self._writer
+        open_group = writer.group
+        if open_group is None or (group is not None and open_group is not group):
+            return
+        writer.group = None
+        if open_group.committed.done():  # already ended (rolled back with a member through SQLAlchemy)
+            return
+        try:
+            await _on_driver(driver, "COMMIT")
+        except BaseException as error:
+            if driver.sqlite.in_transaction:
+                driver.sqlite.rollback()
+            _settle(open_group, error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        open_group.committed.set_result(None)
+        self._checkpointer.after_commit(writer.lock, open_group.members)
 
     @asynccontextmanager
     async def _sqlite_writer(self) -> AsyncIterator[AsyncConnection]:
@@ -95,7 +153,7 @@ class Database:
         connection, so a write costs no pool checkout."""
         loop = asyncio.get_running_loop()
         if self._writer is None or self._writer.loop is not loop:
-            self._writer = _SqliteWriter(loop, asyncio.Lock())
+            self._writer = _SqliteWriter(loop, sqlite_driver.WriterLock())
         writer = self._writer
         async with writer.lock:
             connection = writer.connection
@@ -114,6 +172,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        group = self._writer.group if self._writer is not None else None
+        if group is not None and group.commit_task is not None:
+            await asyncio.gather(group.commit_task, return_exceptions=True)
         await self._checkpointer.wait()
         writer, self._writer = self._writer, None
         if writer is not None and writer.connection is not None and writer.loop is asyncio.get_running_loop():
@@ -160,12 +221,63 @@ async def _on_driver(driver: sqlite_driver.InLoopConnection, statement: str) -> 
 
 
 @dataclass
+class _Group:
+    """Grouped writes sharing one SQLite transaction; `committed` settles when it commits or fails."""
+
+    committed: asyncio.Future[None]
+    commit_task: asyncio.Task[None] | None = None
+    members: int = 0
+
+
+@dataclass
 class _SqliteWriter:
-    """The write lock of one event loop and the connection its writers share."""
+    """The write lock of one event loop, the connection its writers share, and the open group."""
 
     loop: asyncio.AbstractEventLoop
-    lock: asyncio.Lock
+    lock: sqlite_driver.WriterLock
     connection: AsyncConnection | None = None
+    group: _Group | None = None
+
+
+@asynccontextmanager
+async def _grouped_member(
+    connection: AsyncConnection, driver: sqlite_driver.InLoopConnection, group: _Group
+) -> AsyncIterator[None]:
+    """One grouped write, in a savepoint of the group's transaction: on an exception only its own
+    work is undone, and the others' stays for the group's commit. A block that ran SQLAlchemy
+    statements after all ends the group's transaction through SQLAlchemy (committing or rolling
+    back every member's work), since SQLAlchemy's own bookkeeping must end with it."""
+    await _on_driver(driver, "SAVEPOINT grouped_write")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction():
+            await connection.rollback()
+            _settle(group, OperationalError("ROLLBACK", None, RuntimeError("rolled back with another write")))
+        else:
+            await _on_driver(driver, "ROLLBACK TO grouped_write")
+            await _on_driver(driver, "RELEASE grouped_write")
+        raise
+    await _on_driver(driver, "RELEASE grouped_write")
+    if connection.in_transaction():
+        try:
+            await connection.commit()
+        except BaseException as error:
+            _settle(group, error)
+            raise
+        _settle(group, None)
+
+
+def _settle(group: _Group, error: BaseException | None) -> None:
+    if group.committed.done():
+        return
+    if error is None:
+        group.committed.set_result(None)
+        return
+    group.committed.set_exception(
+        error if isinstance(error, Exception) else OperationalError("COMMIT", None, RuntimeError(repr(error)))
+    )
+    group.committed.exception()  # retrieved here: each member re-raises it
 
 
 # SQLSTATE classes and codes that say the database cannot serve now, not that the statement is wrong:

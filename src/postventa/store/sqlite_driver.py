@@ -20,6 +20,7 @@ slow thing SQLite does on a commit; connections turn them off (`wal_autocheckpoi
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -168,6 +169,57 @@ def write_blob(connection: InLoopConnection, table: str, column: str, rowid: int
             blob.write(view[start : start + BLOB_CHUNK_BYTES])
 
 
+class WriterLock:
+    """The lock this process's SQLite writers take: whoever asks while it is free gets it.
+
+    asyncio.Lock hands a released lock to the longest waiter, which takes it one turn of the event
+    loop later; meanwhile everyone else who asks queues behind. After a checkpoint held writers off
+    for a few milliseconds the queue it built drained one writer per turn of a busy loop while new
+    writers kept joining it: a convoy that added ~100 ms to some sends under load. A write seldom
+    waits while holding the lock (its statements run on the loop's thread, without yielding), so a
+    woken waiter that lost the lock to a newcomer mostly finds it free again at its turn. Mutual
+    exclusion is the same; only the order differs.
+    """
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    async def acquire(self) -> None:
+        while self._locked:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if self._waiters and waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                if waiter.done() and not waiter.cancelled() and not self._locked:
+                    self._wake_one()  # it was woken and will not use its turn: pass it on
+                raise
+        self._locked = True
+
+    def release(self) -> None:
+        self._locked = False
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.release()
+
+
 class Checkpointer:
     """Runs `PRAGMA wal_checkpoint(PASSIVE)` on a worker thread every `every` commits, holding this
     process's write lock meanwhile.
@@ -186,8 +238,10 @@ class Checkpointer:
         self._commits = 0
         self._running: asyncio.Task[None] | None = None
 
-    def after_commit(self, write_lock: asyncio.Lock) -> None:
-        self._commits += 1
+    def after_commit(self, write_lock: WriterLock, writes: int = 1) -> None:
+        """Count `writes` committed writes (a group's members count one each: what the log holds
+        grows with them, not with the commits)."""
+        self._commits += writes
         if self._commits < self.every or self.path == ":memory:":
             return
         if self._running is not None and not self._running.done():
@@ -200,7 +254,7 @@ class Checkpointer:
         if self._running is not None:
             await asyncio.gather(self._running, return_exceptions=True)
 
-    async def _checkpoint_holding(self, write_lock: asyncio.Lock) -> None:
+    async def _checkpoint_holding(self, write_lock: WriterLock) -> None:
         async with write_lock:
             await asyncio.to_thread(self._checkpoint)
 

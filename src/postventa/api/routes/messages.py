@@ -59,8 +59,9 @@ async def send(orderId: str, request: Request) -> Response:
     )
     key = idempotency_key(request)
     if key is None:
-        # The common case in one write transaction: checks 1–4 read the key where 5–10 write.
-        async with context.database.transaction(write=True) as connection:
+        # The common case in one write transaction: checks 1–4 read the key where 5–10 write. Its
+        # statements are all prepared ones, so it may share its commit with simultaneous sends.
+        async with context.database.transaction(write=True, grouped=True) as connection:
             account_id = await authorize_request(request, context, parameters, SEND, connection)
             response = await _send_checks(
                 request, context, parameters, account_id, orderId, None, connection=connection

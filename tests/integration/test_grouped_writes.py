@@ -1,0 +1,130 @@
+"""Grouped writes on SQLite (`Database.transaction(write=True, grouped=True)`, used by sends):
+simultaneous ones share one commit, each returns only once its work is committed, a failing one
+undoes only its own work, and a commit that fails fails every member of the group."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, insert, select, text
+from sqlalchemy.exc import OperationalError
+
+from postventa.store import engine
+from postventa.store.engine import Database
+from postventa.store.prepared import Prepared
+
+notes = Table("notes", MetaData(), Column("id", Integer, primary_key=True), Column("body", String))
+INSERT = Prepared(insert(notes).values(body=bindparam("body")))
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> Any:
+    database = Database(f"sqlite:///{tmp_path / 'grouped.db'}")
+    async with database.transaction(write=True) as connection:
+        await connection.run_sync(notes.metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements run straight on the driver (BEGIN, SAVEPOINT, COMMIT…), in order."""
+    seen: list[str] = []
+    original = engine._on_driver
+
+    async def recording(driver: Any, statement: str) -> None:
+        seen.append(statement)
+        await original(driver, statement)
+
+    monkeypatch.setattr(engine, "_on_driver", recording)
+    return seen
+
+
+async def bodies(database: Database) -> list[str]:
+    async with database.transaction() as connection:
+        return sorted((await connection.execute(select(notes.c.body))).scalars())
+
+
+async def grouped_insert(database: Database, body: str, *, fail: bool = False) -> None:
+    async with database.transaction(write=True, grouped=True) as connection:
+        await INSERT.execute(connection, {"body": body})
+        if fail:
+            raise Refused(body)
+
+
+async def test_simultaneous_writes_share_commits_and_all_land(database, statements):
+    await asyncio.gather(*(grouped_insert(database, f"n{number:02}") for number in range(40)))
+
+    assert await bodies(database) == [f"n{number:02}" for number in range(40)]
+    commits = statements.count("COMMIT")
+    assert 1 <= commits < 40  # the forty shared a few commits
+    assert statements.count("BEGIN IMMEDIATE") == commits
+
+
+async def test_a_failing_write_undoes_only_its_own_work(database):
+    results = await asyncio.gather(
+        *(grouped_insert(database, f"n{number}", fail=number % 3 == 0) for number in range(9)),
+        return_exceptions=True,
+    )
+
+    assert [type(result).__name__ for result in results] == ["Refused", "NoneType", "NoneType"] * 3
+    assert await bodies(database) == sorted(f"n{number}" for number in range(9) if number % 3)
+
+
+async def test_a_write_returns_only_once_committed(database):
+    done = asyncio.create_task(grouped_insert(database, "first"))
+    await asyncio.sleep(0)  # its body ran; its group's commit has not yet
+
+    assert not done.done()
+    await done
+    assert await bodies(database) == ["first"]
+
+
+async def test_a_plain_write_commits_the_open_group_before_its_own(database):
+    grouped = asyncio.create_task(grouped_insert(database, "grouped"))
+    await asyncio.sleep(0)  # the group is open, its commit not yet run
+
+    async with database.transaction(write=True) as connection:  # not grouped: its own transaction
+        await connection.execute(insert(notes).values(body="plain"))
+    await grouped
+
+    assert await bodies(database) == ["grouped", "plain"]
+
+
+async def test_a_failed_commit_fails_every_member_and_keeps_nothing(database, monkeypatch):
+    original = engine._on_driver
+
+    async def commit_fails(driver: Any, statement: str) -> None:
+        if statement == "COMMIT":
+            raise OperationalError(statement, None, RuntimeError("disk I/O error"))
+        await original(driver, statement)
+
+    monkeypatch.setattr(engine, "_on_driver", commit_fails)
+    results = await asyncio.gather(
+        *(grouped_insert(database, f"n{number}") for number in range(5)), return_exceptions=True
+    )
+    monkeypatch.setattr(engine, "_on_driver", original)
+
+    assert all(isinstance(result, OperationalError) for result in results), results
+    assert await bodies(database) == []
+    await grouped_insert(database, "after")  # the database goes on
+    assert await bodies(database) == ["after"]
+
+
+async def test_a_member_that_used_sqlalchemy_commits_the_group_through_it(database):
+    async def through_sqlalchemy() -> None:
+        async with database.transaction(write=True, grouped=True) as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('sqlalchemy')"))
+
+    await asyncio.gather(grouped_insert(database, "prepared"), through_sqlalchemy())
+
+    assert await bodies(database) == ["prepared", "sqlalchemy"]
+    async with database.transaction() as connection:
+        assert (await connection.execute(select(func.count()).select_from(notes))).scalar_one() == 2
