@@ -354,12 +354,12 @@ def run_cli(arguments: list[str], environment: dict[str, str], cwd: Path) -> str
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
 
-def postgres_reachable() -> bool:
-    """Whether the benchmark's PostgreSQL answers."""
+def postgres_reachable(url: str = POSTGRES_ADMIN_URL) -> bool:
+    """Whether the PostgreSQL at `url` (by default the benchmark's) answers; the tests ask it too."""
 
     async def probe() -> bool:
         try:
-            connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+            connection = await asyncpg.connect(url, timeout=3)
         except (OSError, asyncpg.PostgresError):
             return False
         await connection.close()

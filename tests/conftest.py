@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx2
 import pytest
+from bench.common import postgres_reachable
 
 from postventa.api.app import create_app
 from postventa.api.server import JsonErrorHttpToolsProtocol
@@ -37,21 +38,9 @@ ADMIN_TOKEN = "test-admin-token"
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def _postgres_reachable() -> bool:
-    async def probe() -> bool:
-        try:
-            connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
-        except (OSError, asyncpg.PostgresError):
-            return False
-        await connection.close()
-        return True
-
-    return asyncio.run(probe())
-
-
 @pytest.fixture(scope="session")
 def postgres_available() -> bool:
-    available = _postgres_reachable()
+    available = postgres_reachable(POSTGRES_ADMIN_URL)
     if not available and os.environ.get("CI") == "true":
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}; CI must test on it.")
     return available

@@ -87,6 +87,7 @@ class Database:
                 if not isinstance(driver, sqlite_driver.InLoopConnection):
                     async with connection.begin():
                         yield connection
+                    self._checkpointer.after_commit(self._writer_lock())
                 elif grouped:
                     group = await self._join_group(driver)
                     async with _grouped_member(connection, driver, group):
