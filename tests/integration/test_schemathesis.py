@@ -12,7 +12,7 @@ Seven cases in eight carry valid credentials (the tenant's API key and account, 
 and point at orders and messages that exist, so they reach the deep checks (parameters,
 preconditions, conversation rules) instead of stopping at 401/404: sends go to a fresh order each
 (of every kind the rules tell apart) or to a conversation waiting for the buyer, so they end in
-200, 400, 409 and 412. Mercado Libre is the emulator, in process. SQLite only: the document and the
+200, 400, 409 and 412. Mercado Libre is the emulator, on a loopback port. SQLite only: the document and the
 rules do not depend on the backend, and the PostgreSQL paths have their own tests.
 """
 
@@ -45,6 +45,7 @@ from postventa.store.migrate import upgrade
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.factories import Tenant, buyer_replies, make_order, make_tenant, now, window
 from tests.integration.http_helpers import PDF, assert_accepted, messages_url
+from tests.servers import ThreadedServer
 
 SEED = 20_240_611
 FUZZ_EXAMPLES_PER_OPERATION = 40
@@ -157,7 +158,8 @@ def _run(coroutine: Coroutine[Any, Any, World]) -> World:
 DATABASE_FILE = Path(tempfile.gettempdir()) / f"postventa-schemathesis-{uuid.uuid4().hex}.db"
 DATABASE_URL = f"sqlite:///{DATABASE_FILE}"
 TOKEN_KEY = base64.urlsafe_b64encode(bytes(32)).decode()  # a key given: no key file is created
-EMULATOR = MeliClient("http://emulator.test", transport=httpx2.ASGITransport(app=create_emulator_app()))
+EMULATOR_SERVER = ThreadedServer(create_emulator_app(), log_level="critical")
+EMULATOR = MeliClient(EMULATOR_SERVER.url)
 APP = create_app(make_settings(DATABASE_URL, token_key=TOKEN_KEY), meli=EMULATOR)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=SchemathesisConfig.from_dict(CONFIG))
 
@@ -166,7 +168,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=Schemathesi
 def world() -> Iterator[World]:
     """The database the application opens, migrated and filled; removed afterwards."""
     try:
-        yield _run(_build_world(DATABASE_URL))
+        with EMULATOR_SERVER:
+            yield _run(_build_world(DATABASE_URL))
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{DATABASE_FILE}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,174 @@
+"""The Mercado Libre client over real sockets: what each way a call can end becomes.
+
+A scripted loopback server answers each request as the test says (a status and body, a wrong body,
+silence, a dropped connection), so that every branch of the classification runs on the real
+HTTP client: a write that may have arrived is "unknown" (reconciled before any retry), a call that
+certainly did not leave is "transient".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from postventa.domain.delivery import FailureKind
+from postventa.meli.client import MeliClient, MeliError
+from tests.servers import free_port
+
+Answer = Callable[[bytes], bytes | None]  # the request's bytes -> the response (None: drop the line)
+
+
+def http_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    head = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class ScriptedServer:
+    """Reads one whole request per connection turn and answers with `answer(request)`."""
+
+    answer: Answer
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    url: str = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                response = self.answer(request)
+                if response is None:
+                    break
+                writer.write(response)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Answer], Awaitable[ScriptedServer]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(answer: Answer) -> ScriptedServer:
+        scripted = ScriptedServer(answer)
+        server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
+        servers.append(server)
+        scripted.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        return scripted
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+async def send(client: MeliClient) -> object:
+    return await client.send_message("token", 2000001, 10, 20, "hola", [])
+
+
+async def test_a_message_goes_out_as_json_with_the_token(serve) -> None:
+    answer = json.dumps({"id": "0123abcd", "text": "hola", "status": "available"}).encode()
+    server = await serve(lambda _request: http_response(201, answer, {"content-type": "application/json"}))
+    client = MeliClient(server.url)
+    try:
+        message = await send(client)
+    finally:
+        await client.aclose()
+    request = server.requests[0]
+    head, body = request.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"POST /messages/packs/2000001/sellers/10?tag=post_sale HTTP/1.1")
+    assert b"\r\nAuthorization: Bearer token" in head
+    assert b"\r\nContent-Type: application/json" in head
+    assert json.loads(body) == {"from": {"user_id": "10"}, "to": {"user_id": "20"}, "text": "hola"}
+    assert message.id == "0123abcd"  # type: ignore[attr-defined]
+
+
+async def test_an_error_status_is_classified_with_its_retry_after(serve) -> None:
+    body = json.dumps({"message": "too many requests", "error": "local_rate_limited"}).encode()
+    server = await serve(lambda _request: http_response(429, body, {"Retry-After": "7"}))
+    client = MeliClient(server.url)
+    try:
+        with pytest.raises(MeliError) as raised:
+            await send(client)
+    finally:
+        await client.aclose()
+    assert raised.value.status == 429
+    assert raised.value.failure.kind is FailureKind.TRANSIENT
+    assert raised.value.failure.retry_after_seconds == 7.0
+
+
+async def test_a_success_without_json_is_an_unknown_outcome(serve) -> None:
+    server = await serve(lambda _request: http_response(200, b"<html>maintenance</html>"))
+    client = MeliClient(server.url)
+    try:
+        with pytest.raises(MeliError) as raised:
+            await send(client)
+    finally:
+        await client.aclose()
+    assert raised.value.status == 200
+    assert raised.value.failure.kind is FailureKind.UNKNOWN
+    assert raised.value.failure.code == "marketplace_bad_response"
+
+
+async def test_a_dropped_write_is_unknown_and_a_dropped_read_is_transient(serve) -> None:
+    server = await serve(lambda _request: None)
+    client = MeliClient(server.url)
+    try:
+        with pytest.raises(MeliError) as write:
+            await send(client)
+        with pytest.raises(MeliError) as read:
+            await client.order("token", 2000001)
+    finally:
+        await client.aclose()
+    assert write.value.failure.kind is FailureKind.UNKNOWN
+    assert write.value.failure.code == "marketplace_no_response"
+    assert read.value.failure.kind is FailureKind.TRANSIENT
+
+
+async def test_a_silent_server_times_the_write_out_as_unknown(serve) -> None:
+    server = await serve(lambda _request: b"")  # reads the request, never answers
+    client = MeliClient(server.url, read_timeout_seconds=0.3)
+    try:
+        with pytest.raises(MeliError) as raised:
+            await send(client)
+    finally:
+        await client.aclose()
+    assert raised.value.failure.kind is FailureKind.UNKNOWN
+    assert "Timeout" in raised.value.failure.message
+
+
+async def test_nobody_listening_is_transient() -> None:
+    client = MeliClient(f"http://127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(MeliError) as raised:
+            await send(client)
+    finally:
+        await client.aclose()
+    assert raised.value.failure.kind is FailureKind.TRANSIENT
+    assert raised.value.failure.code == "marketplace_unreachable"
+
+
+async def test_connections_are_kept_between_calls(serve) -> None:
+    answer = json.dumps({"id": 5, "status": "paid"}).encode()
+    server = await serve(lambda _request: http_response(200, answer))
+    client = MeliClient(server.url)
+    try:
+        for _ in range(5):
+            await client.order("token", 5)
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 5
+    assert server.connections == 1
