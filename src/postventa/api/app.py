@@ -81,6 +81,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(observability_router)  # /metrics, /readyz
     openapi.install(app)  # the document as this API answers (api/openapi.py)
+    app.hot_routes = [messages.send_route()]  # called straight from the edge (api/routing.py)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -14,9 +14,10 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class DirectRoute(APIRoute):
@@ -43,3 +44,60 @@ def _check_signature(endpoint: Callable[..., Any], path: str) -> None:
             f"{endpoint.__name__} ({path}): a DirectRoute endpoint is async and takes exactly the "
             "path parameters and `request`"
         )
+
+
+class HotRoutes:
+    """The busiest routes called straight from the edge, around FastAPI's middleware and router.
+
+    Between the edge and an endpoint Starlette and FastAPI run two exception-handling layers, an
+    exit-stack layer and a router that tries each route's pattern in turn; on the send path that
+    was about a tenth of the CPU a request costs (docs/performance.md). A hot route is matched here
+    with its own pattern, called the way `DirectRoute` calls it, and its exceptions go to the
+    application's own exception handlers, so its responses are the ones the full stack would give.
+    Everything else (and a hot path under a mounted root path) takes the full stack.
+
+    A hot route must be the only route its method and path match (tests/unit/test_hot_routes.py
+    checks that of every operation of the application).
+    """
+
+    def __init__(self, app: ASGIApp, application: FastAPI, hot: list[APIRoute]) -> None:
+        for route in hot:
+            if not isinstance(route, DirectRoute):
+                raise TypeError(f"{route.path}: a hot route is a DirectRoute")
+        self.app = app
+        self.application = application
+        self.hot = [(route, frozenset(route.methods or ())) for route in hot]
+        self.handlers = application.exception_handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            for route, methods in self.hot:
+                if scope["method"] in methods and (found := route.path_regex.match(scope["path"])):
+                    await self._call(route, found.groupdict(), scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _call(
+        self, route: APIRoute, path_parameters: dict[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        # What Starlette's application and router would have put in the scope.
+        scope["app"] = self.application
+        scope["route"] = route
+        scope["path_params"] = path_parameters
+        scope["endpoint"] = route.endpoint
+        request = Request(scope, receive)
+        try:
+            response: Response = await route.endpoint(request=request, **path_parameters)
+        except Exception as error:
+            handler = self._handler_for(error)
+            if handler is None:
+                raise
+            answered = handler(request, error)
+            response = await answered if inspect.isawaitable(answered) else answered
+        await response(scope, receive, send)
+
+    def _handler_for(self, error: Exception) -> Callable[[Request, Any], Any] | None:
+        for kind in type(error).__mro__:
+            if kind in self.handlers:
+                return self.handlers[kind]
+        return None
