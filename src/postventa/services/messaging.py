@@ -53,8 +53,7 @@ async def send_message(
     """
     order = await find_order(connection, account_id, order_id)
     request = read_send_request(parameters, max_attachment_bytes=max_attachment_bytes)
-    message_count = await message_store.lock_conversation(connection, order.conversation_id)
-    history = await message_store.conversation_history(connection, order.conversation_id)
+    message_count, history = await message_store.lock_with_history(connection, order.conversation_id)
     refusal = send_refusal(
         order.facts, history, request.reason, has_attachment=request.attachment is not None, now=now
     )

@@ -85,6 +85,22 @@ _HISTORY = Prepared(
     .where(messages.c.conversation_id == bindparam("conversation_id"))
     .order_by(messages.c.conversation_sequence)
 )
+# SQLite: the count and the history in one statement, a row per message (or one of NULLs for an
+# empty conversation). The transaction holds the database's write lock from its start, so both are
+# current. Not on PostgreSQL: a `FOR UPDATE` that waited re-reads the locked row but not the joined
+# ones, whose snapshot predates the wait; the history must be read after the lock is taken.
+_COUNT_AND_HISTORY = Prepared(
+    select(
+        conversations.c.message_count,
+        messages.c.direction,
+        messages.c.reason,
+        messages.c.attachment_id,
+        messages.c.status,
+    )
+    .select_from(conversations.outerjoin(messages, messages.c.conversation_id == conversations.c.id))
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .order_by(messages.c.conversation_sequence)
+)
 _BUMP_COUNT = Prepared(
     update(conversations)
     .where(
@@ -144,15 +160,31 @@ async def lock_conversation(connection: AsyncConnection, conversation_id: int) -
 async def conversation_history(connection: AsyncConnection, conversation_id: int) -> list[PastMessage]:
     """What the conversation rules need of every message, oldest first."""
     rows = await _HISTORY.execute(connection, {"conversation_id": conversation_id})
-    return [
-        PastMessage(
-            direction=Direction(row.direction),
-            reason=Reason(row.reason) if row.reason is not None else None,
-            has_attachment=row.attachment_id is not None,
-            failed=row.status == "failed",
-        )
-        for row in rows
-    ]
+    return [_past(row) for row in rows]
+
+
+async def lock_with_history(
+    connection: AsyncConnection, conversation_id: int
+) -> tuple[int, list[PastMessage]]:
+    """The message count and every message, oldest first, read under the conversation's write lock
+    (`lock_conversation`, then `conversation_history`; one statement on SQLite)."""
+    if connection.dialect.name == "postgresql":
+        count = await lock_conversation(connection, conversation_id)
+        return count, await conversation_history(connection, conversation_id)
+    rows = list(await _COUNT_AND_HISTORY.execute(connection, {"conversation_id": conversation_id}))
+    if not rows:
+        raise LookupError(f"conversation {conversation_id} does not exist")
+    history = [_past(row) for row in rows if row.direction is not None]
+    return int(rows[0].message_count), history
+
+
+def _past(row: Any) -> PastMessage:
+    return PastMessage(
+        direction=Direction(row.direction),
+        reason=Reason(row.reason) if row.reason is not None else None,
+        has_attachment=row.attachment_id is not None,
+        failed=row.status == "failed",
+    )
 
 
 async def insert_attachment(
