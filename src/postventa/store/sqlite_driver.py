@@ -30,8 +30,11 @@ from typing import Any, Self
 # asked to write) never does, so it is raised at once.
 _RETRIED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY | (1 << 8)})
 FIRST_RETRY_SECONDS = 0.0005
-# SQLite's own default is a checkpoint per 1,000 log pages; a send writes about five.
-COMMITS_PER_CHECKPOINT = 200
+# SQLite checkpoints every 1,000 log pages by default. Counted in writes here (a send writes about
+# five pages, fewer in a group): each checkpoint copies the pages changed since the last one once,
+# so a longer interval copies the often-changed ones (index edges, the table's last page) less
+# often. 200 cost a send 0.05 ms more CPU; 3,000 saved little more and lengthened the pauses.
+COMMITS_PER_CHECKPOINT = 1000
 LONGEST_RETRY_SECONDS = 0.05
 
 
