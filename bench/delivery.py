@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "the worker's "
             f"pacer lifted (POSTVENTA_MELI_REQUESTS_PER_MINUTE={UNLIMITED_PER_MINUTE}).",
             "Worker drain time: from the commit of the queued messages to the last sent_at; the worker polls "
-            "an empty queue once a second, so up to a second of it is the worker noticing the work.",
+            "an empty queue every 0.25 s, so up to a quarter second of it is the worker noticing the work.",
             "Worker and direct client pinned to one CPU, the emulator to the other."
             if not args.no_pin
             else "Nothing pinned.",

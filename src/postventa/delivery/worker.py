@@ -29,7 +29,9 @@ from postventa.store.messages import attachment_content
 from postventa.store.outbox import ClaimedMessage, DeliveryJob, Outcome
 
 LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with a 15 s read timeout each)
-IDLE_WAIT_SECONDS = 1.0
+# How long a message queued by another process (an API process apart from the worker, which cannot
+# wake it) waits at most before a claim looks for it: a claim on an empty queue is one index probe.
+IDLE_WAIT_SECONDS = 0.25
 HEARTBEAT_SECONDS = 10.0
 # How long a worker reuses an account's session (its link and access token) without reading it
 # again: reading and unsealing it for every message was a tenth of a delivery's cost. A refused
@@ -277,7 +279,7 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Until woken (a message queued, an attempt finished), stopped, or a second has passed."""
+        """Until woken (a message queued, an attempt finished), stopped, or IDLE_WAIT_SECONDS passed."""
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         await asyncio.wait(waiters, timeout=IDLE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
