@@ -1,11 +1,14 @@
-"""Prepared statements (store/prepared.py): on SQLite they run straight on the driver, and must give
-exactly what SQLAlchemy's own execution gives: types converted both ways, literals bound, rows named."""
+"""Prepared statements (store/prepared.py) run straight on the driver (sqlite3, asyncpg), and must
+give exactly what SQLAlchemy's own execution gives: types converted both ways, literals bound, rows
+named, the same transaction, the same exceptions."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from postventa.store.prepared import Prepared
 from postventa.store.tables import accounts, messages, orders
@@ -54,3 +57,39 @@ async def test_no_row_is_none(database):
     async with database.transaction() as connection:
         assert (await query.execute(connection, {"message_id": -1})).first() is None
         assert list((await query.execute(connection, {"message_id": -1})).all()) == []
+
+
+async def test_a_prepared_first_statement_is_inside_the_transaction(database):
+    """The statement that opens a transaction (PostgreSQL's BEGIN is sent lazily) is undone with it."""
+    statement = Prepared(
+        insert(accounts)
+        .values(name=bindparam("name"), created_at=bindparam("created_at", type_=accounts.c.created_at.type))
+        .returning(accounts.c.id)
+    )
+    inserted: list[int] = []
+
+    async def insert_then_fail() -> None:
+        async with database.transaction(write=True) as connection:
+            row = (await statement.execute(connection, {"name": "undone", "created_at": utc_now()})).one()
+            inserted.append(row.id)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    async with database.transaction() as connection:
+        found = (await connection.execute(select(accounts.c.id).where(accounts.c.id == inserted[0]))).all()
+    assert found == []
+
+
+async def test_a_constraint_violation_is_sqlalchemys_integrity_error(database):
+    tenant = await make_tenant(database)
+    duplicate_id = Prepared(
+        insert(accounts).values(
+            id=bindparam("id"),
+            name="twice",
+            created_at=bindparam("created_at", type_=accounts.c.created_at.type),
+        )
+    )
+    with pytest.raises(IntegrityError):
+        async with database.transaction(write=True) as connection:
+            await duplicate_id.execute(connection, {"id": tenant.account_id, "created_at": utc_now()})

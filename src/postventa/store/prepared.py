@@ -1,22 +1,27 @@
-"""Statements of the send path, built once, and on SQLite run straight on the driver.
+"""Statements of the send and delivery paths, built once, and run straight on the driver.
 
-A send runs half a dozen small statements. On SQLite each takes a few microseconds, but going
-through SQLAlchemy's execution (a greenlet hop, an execution context, a result object) costs
-tens of times that (profiled in docs/performance.md). A `Prepared` statement is compiled once per
-dialect by SQLAlchemy itself, with its bind and result processors; on the in-loop SQLite driver
-it then runs on the transaction's own sqlite3 connection with those processors applied, and
-elsewhere (PostgreSQL) through `connection.execute` as any statement. One definition, two ways
-to run it, the same rows.
+A send runs half a dozen small statements, a delivery about as many. On SQLite each takes a few
+microseconds, but going through SQLAlchemy's execution (a greenlet hop, an execution context, a
+result object) costs tens of times that; on PostgreSQL that execution costs more than asyncpg's
+own exchange with the server (profiled in docs/performance.md). A `Prepared` statement is compiled
+once per dialect by SQLAlchemy itself, with its bind and result processors; it then runs on the
+transaction's own driver connection (sqlite3, or asyncpg with its statement cache) with those
+processors applied, and on any other driver through `connection.execute` as any statement. One
+definition, the same rows, and the errors SQLAlchemy would raise (IntegrityError, OperationalError…).
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -70,7 +75,7 @@ class PreparedRows:
 
 
 @dataclass(frozen=True)
-class _SqliteForm:
+class _Form:
     sql: str
     parameter_names: tuple[str, ...]
     literals: dict[str, Any]  # values written into the statement itself (`status == "sending"`)
@@ -86,42 +91,61 @@ class Prepared:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._sqlite: _SqliteForm | None = None
+        self._forms: dict[str, _Form] = {}
 
     async def execute(self, connection: AsyncConnection, parameters: Mapping[str, Any]) -> Rows:
-        driver = in_loop_sqlite(connection)
-        if driver is None:
+        pooled = connection.sync_connection.connection  # type: ignore[union-attr]
+        if isinstance(pooled.dbapi_connection, AsyncAdapt_asyncpg_connection):
+            return await self._on_asyncpg(connection.dialect, pooled.dbapi_connection, parameters)
+        driver = pooled.driver_connection
+        if not isinstance(driver, InLoopConnection):
             result: Rows = await connection.execute(self.statement, dict(parameters))
             return result
-        form = self._sqlite or self._compile(connection.dialect)
-        given = {**form.literals, **parameters} if form.literals else parameters
-        values = [given[name] for name in form.parameter_names]
-        for index, process in form.bind_steps:
-            values[index] = process(values[index])
+        form, values = self._bound(connection.dialect, parameters)
         cursor = driver.sqlite.cursor()
         try:
             await driver.when_not_busy(cursor.execute, form.sql, values)
             if form.row_type is None:
                 return PreparedRows([], cursor.rowcount)
-            make = form.row_type._make
-            if not form.result_steps:
-                return PreparedRows([make(raw) for raw in cursor.fetchall()], cursor.rowcount)
-            rows = []
-            for raw in cursor.fetchall():
-                row = list(raw)
-                for index, process in form.result_steps:
-                    row[index] = process(row[index])
-                rows.append(make(row))
-            return PreparedRows(rows, cursor.rowcount)
+            return PreparedRows(_rows(form, cursor.fetchall()), cursor.rowcount)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(
+                form.sql, values, error, sqlite3.Error, ismulti=False, dialect=connection.dialect
+            ) from error
         finally:
             cursor.close()
 
-    def _compile(self, dialect: Dialect) -> _SqliteForm:
+    async def _on_asyncpg(
+        self, dialect: Dialect, adapter: AsyncAdapt_asyncpg_connection, parameters: Mapping[str, Any]
+    ) -> Rows:
+        form, values = self._bound(dialect, parameters)
+        asyncpg: Any = adapter._connection
+        try:
+            if adapter._transaction is None:  # SQLAlchemy begins on its first statement: this may be it
+                await adapter._start_transaction()  # type: ignore[no-untyped-call]
+            if form.row_type is None:
+                status = await asyncpg.execute(form.sql, *values)
+                counted = _ROW_COUNT.match(status or "")
+                return PreparedRows([], int(counted.group(1)) if counted else -1)
+            records = await asyncpg.fetch(form.sql, *values)
+        except Exception as error:
+            raise _as_sqlalchemy_error(dialect, adapter, form.sql, values, error) from error
+        return PreparedRows(_rows(form, records), len(records))
+
+    def _bound(self, dialect: Dialect, parameters: Mapping[str, Any]) -> tuple[_Form, list[Any]]:
+        form = self._forms.get(dialect.name) or self._compile(dialect)
+        given = {**form.literals, **parameters} if form.literals else parameters
+        values = [given[name] for name in form.parameter_names]
+        for index, process in form.bind_steps:
+            values[index] = process(values[index])
+        return form, values
+
+    def _compile(self, dialect: Dialect) -> _Form:
         compiled: Any = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
         names = tuple(compiled.positiontup or ())
         binds = compiled._bind_processors
         columns = compiled._result_columns
-        self._sqlite = _SqliteForm(
+        form = self._forms[dialect.name] = _Form(
             sql=compiled.string,
             parameter_names=names,
             literals={
@@ -133,7 +157,37 @@ class Prepared:
             if columns
             else None,
         )
-        return self._sqlite
+        return form
+
+
+_ROW_COUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")  # a command tag, as SQLAlchemy reads it
+
+
+def _rows(form: _Form, raw_rows: Iterable[Any]) -> list[Any]:
+    make = form.row_type._make
+    if not form.result_steps:
+        return [make(raw) for raw in raw_rows]
+    rows = []
+    for raw in raw_rows:
+        row = list(raw)
+        for index, process in form.result_steps:
+            row[index] = process(row[index])
+        rows.append(make(row))
+    return rows
+
+
+def _as_sqlalchemy_error(
+    dialect: Dialect, adapter: AsyncAdapt_asyncpg_connection, sql: str, values: list[Any], error: Exception
+) -> Exception:
+    """asyncpg's exception as SQLAlchemy raises it from `connection.execute`: its adapter's DB-API
+    form (asyncpg's UniqueViolationError → IntegrityError), wrapped in SQLAlchemy's class."""
+    try:
+        adapter._handle_exception(error)
+    except Exception as dbapi_error:
+        dbapi = dialect.loaded_dbapi
+        wrapped = DBAPIError.instance(sql, values, dbapi_error, dbapi.Error, ismulti=False, dialect=dialect)
+        return wrapped
+    return error
 
 
 def _steps(processors: Iterable[Processor]) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
