@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.delivery import attempt
+from postventa.delivery.outcomes import OutcomeRecorder
 from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
 from postventa.meli.client import MeliClient, MeliError
 from postventa.metrics import DELIVERY_ATTEMPTS
@@ -90,6 +91,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._sessions: dict[int, tuple[Session, float]] = {}
+        # Outcomes that finish while a commit is under way share the next one (delivery/outcomes.py).
+        self._outcomes = OutcomeRecorder(database)
         # Claim when this many slots are free, not at each one: a claim is a write transaction,
         # and one for a few messages costs about what one for a single message does.
         self._claim_batch = max(1, concurrency // 4)
@@ -118,6 +121,7 @@ class DeliveryWorker:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._outcomes.flush()
             log.info("worker_stopped", worker=self.worker_id)
 
     async def run_once(self) -> int:
@@ -173,10 +177,9 @@ class DeliveryWorker:
             # The conversation could not be read: an earlier attempt may still have reached Mercado Libre.
             outcome = replace(outcome, needs_reconcile=True)
         try:
-            async with self.database.transaction(write=True) as connection:
-                kept = await outbox.record_outcome(
-                    connection, claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
-                )
+            kept = await self._outcomes.record(
+                claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
+            )
         except Exception:  # unrecorded: the lease runs out and the next claim reconciles first
             log.exception("outcome_not_recorded", message_id=claimed.id, worker=self.worker_id)
             return
