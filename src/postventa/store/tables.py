@@ -212,7 +212,7 @@ messages = Table(
     CheckConstraint(
         "status in ('queued', 'sending', 'sent', 'moderated', 'failed', 'received')", name="status"
     ),
-    Index(None, "status", "next_attempt_at"),
+    Index(None, "status", "next_attempt_at", "id"),  # the claim's order (migration 0006)
     # A Mercado Libre message is recorded once per account (notifications may repeat). Partial: a
     # message not yet delivered has no id, and an entry for it would be one more page for every send
     # to write (migration 0005).
