@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, any_, bindparam, case, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow
@@ -117,11 +117,17 @@ def _claim_statement(which: Any, *, skip_locked: bool) -> Prepared:
         .order_by(messages.c.next_attempt_at, messages.c.id)
         .limit(bindparam("limit"))
     )
-    if skip_locked:
-        candidates = candidates.with_for_update(skip_locked=True)
+    chosen: Any = messages.c.id.in_(candidates.scalar_subquery())
+    if skip_locked:  # PostgreSQL
+        # `= ANY(ARRAY(subquery))`: the candidates are collected first, then each is updated through
+        # the primary key. With `IN (subquery)` the prepared statement's generic plan (its LIMIT a
+        # parameter) joined the candidates to a scan of the whole table.
+        chosen = messages.c.id == any_(
+            func.array(candidates.with_for_update(skip_locked=True).scalar_subquery())
+        )
     return Prepared(
         update(messages)
-        .where(messages.c.id.in_(candidates.scalar_subquery()))
+        .where(chosen)
         .values(
             status="sending",
             lease_owner=bindparam("worker"),
@@ -160,12 +166,25 @@ async def claim_due_messages(
         "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
     }
     claimed: list[ClaimedMessage] = []
+    if connection.dialect.name == "postgresql":
+        await _NO_SORTING.execute(connection, {})
     for statement in statements:
         if len(claimed) >= limit:
             break
         rows = (await statement.execute(connection, parameters | {"limit": limit - len(claimed)})).all()
         claimed.extend(ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile)) for row in rows)
+    if connection.dialect.name == "postgresql":
+        await _SORTING.execute(connection, {})
     return claimed
+
+
+# PostgreSQL plans a claim from its statistics, which a burst of queued messages (or a bulk requeue)
+# leaves stale until the next ANALYZE: believing a few rows queued, it collected every queued row and
+# sorted them (16.7 ms a claim with 6,400 queued), where reading the claim's index in order stops
+# after `limit` rows (0.6 ms). Turned off for the claim statements only, sorting stays possible
+# for the rest of the transaction.
+_NO_SORTING = Prepared(text("SET LOCAL enable_sort = off"))
+_SORTING = Prepared(text("SET LOCAL enable_sort = on"))
 
 
 async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
