@@ -140,7 +140,12 @@ async def _store_message(
 def _queued(request: Request, context: Context, response: Response) -> Response:
     """After the commit: wake the worker, and add the rate-limit headers."""
     context.on_message_queued()
-    response.headers.update(response_headers(request))
+    # Appended as raw headers: none of these names is set yet, and Starlette's MutableHeaders
+    # rescans the whole list for each one set (a percent of a send).
+    response.raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in response_headers(request).items()
+    )
     return response
 
 
