@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import compile_path
 
 from postventa.domain.errors import PostventaError, Refusal, RefusalKind
 from postventa.store.engine import database_unavailable
@@ -66,12 +69,20 @@ def _gathered_headers(request: Request) -> dict[str, str]:
 
 def _allowed_methods(request: Request) -> str:
     # Starlette's 405 names the methods of the first route on the path only; a path served by
-    # several routes (GET and POST /admin/accounts) must list them all (RFC 9110, Allow).
+    # several routes (GET and POST /admin/accounts) must list them all (RFC 9110, Allow). FastAPI
+    # keeps included routers as routes of their own: their routes are listed through it.
+    path = request.scope["path"]
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.path and route.methods and _path_pattern(route.path).match(path):
             methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    pattern, _format, _convertors = compile_path(template)
+    return pattern
 
 
 def install_error_handlers(app: FastAPI) -> None:

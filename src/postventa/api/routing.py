@@ -56,8 +56,8 @@ class HotRoutes:
     application's own exception handlers, so its responses are the ones the full stack would give.
     Everything else (and a hot path under a mounted root path) takes the full stack.
 
-    A hot route must be the only route its method and path match (tests/unit/test_hot_routes.py
-    checks that of every operation of the application).
+    A hot route must be the only route its method and path match (tests/integration/
+    test_hot_routes.py checks that of every operation of the application).
     """
 
     def __init__(self, app: ASGIApp, application: FastAPI, hot: list[APIRoute]) -> None:
