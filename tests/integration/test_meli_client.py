@@ -79,6 +79,17 @@ async def send(client: MeliClient) -> object:
     return await client.send_message("token", 2000001, 10, 20, "hola", [])
 
 
+async def failed_send(url: str, **options: float) -> MeliError:
+    """What a message sent to `url` fails with (it must fail)."""
+    client = MeliClient(url, **options)
+    try:
+        with pytest.raises(MeliError) as raised:
+            await send(client)
+    finally:
+        await client.aclose()
+    return raised.value
+
+
 async def test_a_message_goes_out_as_json_with_the_token(serve) -> None:
     answer = json.dumps({"id": "0123abcd", "text": "hola", "status": "available"}).encode()
     server = await serve(lambda _request: http_response(201, answer, {"content-type": "application/json"}))
@@ -99,28 +110,18 @@ async def test_a_message_goes_out_as_json_with_the_token(serve) -> None:
 async def test_an_error_status_is_classified_with_its_retry_after(serve) -> None:
     body = json.dumps({"message": "too many requests", "error": "local_rate_limited"}).encode()
     server = await serve(lambda _request: http_response(429, body, {"Retry-After": "7"}))
-    client = MeliClient(server.url)
-    try:
-        with pytest.raises(MeliError) as raised:
-            await send(client)
-    finally:
-        await client.aclose()
-    assert raised.value.status == 429
-    assert raised.value.failure.kind is FailureKind.TRANSIENT
-    assert raised.value.failure.retry_after_seconds == 7.0
+    error = await failed_send(server.url)
+    assert error.status == 429
+    assert error.failure.kind is FailureKind.TRANSIENT
+    assert error.failure.retry_after_seconds == 7.0
 
 
 async def test_a_success_without_json_is_an_unknown_outcome(serve) -> None:
     server = await serve(lambda _request: http_response(200, b"<html>maintenance</html>"))
-    client = MeliClient(server.url)
-    try:
-        with pytest.raises(MeliError) as raised:
-            await send(client)
-    finally:
-        await client.aclose()
-    assert raised.value.status == 200
-    assert raised.value.failure.kind is FailureKind.UNKNOWN
-    assert raised.value.failure.code == "marketplace_bad_response"
+    error = await failed_send(server.url)
+    assert error.status == 200
+    assert error.failure.kind is FailureKind.UNKNOWN
+    assert error.failure.code == "marketplace_bad_response"
 
 
 async def test_a_dropped_write_is_unknown_and_a_dropped_read_is_transient(serve) -> None:
@@ -140,25 +141,15 @@ async def test_a_dropped_write_is_unknown_and_a_dropped_read_is_transient(serve)
 
 async def test_a_silent_server_times_the_write_out_as_unknown(serve) -> None:
     server = await serve(lambda _request: b"")  # reads the request, never answers
-    client = MeliClient(server.url, read_timeout_seconds=0.3)
-    try:
-        with pytest.raises(MeliError) as raised:
-            await send(client)
-    finally:
-        await client.aclose()
-    assert raised.value.failure.kind is FailureKind.UNKNOWN
-    assert "Timeout" in raised.value.failure.message
+    error = await failed_send(server.url, read_timeout_seconds=0.3)
+    assert error.failure.kind is FailureKind.UNKNOWN
+    assert "Timeout" in error.failure.message
 
 
 async def test_nobody_listening_is_transient() -> None:
-    client = MeliClient(f"http://127.0.0.1:{free_port()}")
-    try:
-        with pytest.raises(MeliError) as raised:
-            await send(client)
-    finally:
-        await client.aclose()
-    assert raised.value.failure.kind is FailureKind.TRANSIENT
-    assert raised.value.failure.code == "marketplace_unreachable"
+    error = await failed_send(f"http://127.0.0.1:{free_port()}")
+    assert error.failure.kind is FailureKind.TRANSIENT
+    assert error.failure.code == "marketplace_unreachable"
 
 
 async def test_connections_are_kept_between_calls(serve) -> None:
