@@ -115,6 +115,7 @@ class MeliClient:
                 headers={"Accept": "application/json"},
                 cookie_jar=aiohttp.DummyCookieJar(),
                 raise_for_status=False,
+                trust_env=True,  # HTTPS_PROXY and NO_PROXY, as httpx2 honoured them
             )
             self._session, self._session_loop = session, loop
         return session
