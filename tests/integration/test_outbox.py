@@ -143,3 +143,53 @@ async def test_claims_hand_out_expired_leases_first_then_the_oldest_due(client, 
 
     assert [(message.id, message.needs_reconcile) for message in taken] == [(first, True), (fourth, False)]
     assert sorted(message.id for message in rest) == sorted([second, third])
+
+
+async def test_the_claim_reads_its_index_in_order_and_sorts_nothing(client, database):
+    """The claim's order is its index's, id included (migration 0006): it walks the index and stops
+    at the limit, on either database, with no sort of the queue. (With the statistics stale after a
+    burst of 10,000, PostgreSQL chose a bitmap scan and a sort of the whole queue anyway, which the
+    claim's planner settings prevent; at this test's size it does not choose it.)"""
+    [first] = await queued_messages(client, database, 1)
+    varying = ("id", "conversation_sequence", "status", "next_attempt_at")
+    copied = [c.name for c in messages.c if c.name not in varying]
+
+    def copies(count: int, status: str, after: int, due: str) -> str:
+        return (
+            f"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {count}) "
+            f"INSERT INTO messages ({', '.join(copied)}, status, next_attempt_at, conversation_sequence) "
+            f"SELECT {', '.join(copied)}, '{status}', {due}, {after} + n FROM messages, g WHERE id = {first}"
+        )
+
+    async with database.transaction(write=True) as connection:
+        # A history of delivered messages (nothing due), the statistics taken, then a burst queued.
+        await connection.exec_driver_sql(copies(2000, "sent", 1, "NULL"))
+        await connection.exec_driver_sql("ANALYZE messages")
+        await connection.exec_driver_sql(copies(2000, "queued", 2001, "created_at"))
+    parameters = {
+        "now": dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+        "worker": "w",
+        "lease_expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(days=2),
+        "limit": 2,
+    }
+    queued_claim = (outbox._CLAIMS_SKIPPING_LOCKED if not database.is_sqlite else outbox._CLAIMS)[1]
+    async with database.transaction(write=True) as connection:
+        form, values = queued_claim._bound(connection.dialect, parameters)
+        async with outbox.claim_plan(connection):
+            if database.is_sqlite:
+                plan = " | ".join(
+                    str(row[-1])
+                    for row in await connection.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN {form.sql}", tuple(values)
+                    )
+                )
+            else:
+                plan = str(
+                    (
+                        await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {form.sql}", tuple(values))
+                    ).scalar()
+                )
+
+    assert "ix_messages_status_next_attempt_at_id" in plan
+    assert "Sort" not in plan  # PostgreSQL: no Sort or Incremental Sort node
+    assert "TEMP B-TREE" not in plan  # SQLite: no sorter for ORDER BY

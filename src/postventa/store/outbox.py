@@ -8,8 +8,10 @@ attempt may have reached Mercado Libre. Updates after a claim are fenced by the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,23 +168,32 @@ async def claim_due_messages(
         "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
     }
     claimed: list[ClaimedMessage] = []
-    if connection.dialect.name == "postgresql":
-        await _NO_SORTING.execute(connection, {})
-    for statement in statements:
-        if len(claimed) >= limit:
-            break
-        rows = (await statement.execute(connection, parameters | {"limit": limit - len(claimed)})).all()
-        claimed.extend(ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile)) for row in rows)
-    if connection.dialect.name == "postgresql":
-        await _SORTING.execute(connection, {})
+    async with claim_plan(connection):
+        for statement in statements:
+            if len(claimed) >= limit:
+                break
+            rows = (await statement.execute(connection, parameters | {"limit": limit - len(claimed)})).all()
+            claimed.extend(ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile)) for row in rows)
     return claimed
 
 
-# PostgreSQL plans a claim from its statistics, which a burst of queued messages (or a bulk requeue)
-# leaves stale until the next ANALYZE: believing a few rows queued, it collected every queued row and
-# sorted them (16.7 ms a claim with 6,400 queued), where reading the claim's index in order stops
-# after `limit` rows (0.6 ms). Turned off for the claim statements only, sorting stays possible
-# for the rest of the transaction.
+@contextlib.asynccontextmanager
+async def claim_plan(connection: AsyncConnection) -> AsyncIterator[None]:
+    """The planner's settings for the claim statements (PostgreSQL; nothing on SQLite).
+
+    PostgreSQL plans a claim from its statistics, which a burst of queued messages (or a bulk
+    requeue) leaves stale until the next ANALYZE: believing a few rows queued, it collected every
+    queued row and sorted them (16.7 ms a claim with 6,400 queued), where reading the claim's index
+    in order stops after `limit` rows (0.6 ms). Sorting is off for the claim statements only.
+    """
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    await _NO_SORTING.execute(connection, {})
+    yield
+    await _SORTING.execute(connection, {})
+
+
 _NO_SORTING = Prepared(text("SET LOCAL enable_sort = off"))
 _SORTING = Prepared(text("SET LOCAL enable_sort = on"))
 
