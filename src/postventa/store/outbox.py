@@ -119,14 +119,14 @@ def _claim_statement(which: Any, *, skip_locked: bool) -> Prepared:
         .order_by(messages.c.next_attempt_at, messages.c.id)
         .limit(bindparam("limit"))
     )
-    chosen: Any = messages.c.id.in_(candidates.scalar_subquery())
     if skip_locked:  # PostgreSQL
-        # `= ANY(ARRAY(subquery))`: the candidates are collected first, then each is updated through
-        # the primary key. With `IN (subquery)` the prepared statement's generic plan (its LIMIT a
-        # parameter) joined the candidates to a scan of the whole table.
-        chosen = messages.c.id == any_(
+        # `= ANY(ARRAY(subquery))`: the candidates are locked and collected first, then each is
+        # updated through the primary key, whatever the planner thinks of the queue's size.
+        chosen: Any = messages.c.id == any_(
             func.array(candidates.with_for_update(skip_locked=True).scalar_subquery())
         )
+    else:
+        chosen = messages.c.id.in_(candidates.scalar_subquery())
     return Prepared(
         update(messages)
         .where(chosen)
