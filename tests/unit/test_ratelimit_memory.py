@@ -11,6 +11,7 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from postventa.api.ratelimit import RateLimiter
 from postventa.api.ratelimit_memory import SWEEP_EVERY_HITS, LocalMovingWindowStorage
 
 # Steps: how far the clock moves (in tenths of a second) before a request, and the request's cost.
@@ -84,3 +85,33 @@ async def test_counters_expire(clock):
     await storage.incr("c", 10)
     await storage.clear("c")
     assert await storage.get("c") == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(st.integers(0, 15), min_size=1, max_size=60),
+    limit=st.integers(1, 6),
+    seconds=st.integers(1, 3),
+)
+async def test_the_rate_limiters_one_call_path_answers_as_limits_strategy_does(steps, limit, seconds):
+    # RateLimiter takes its own path on this storage (hit_now); on any other storage it asks the
+    # strategy. Both must give every request the same answer and the same headers; and the answers
+    # are `limits`' MemoryStorage's.
+    clock = Clock()
+    original, time.time = time.time, clock
+    try:
+        limits = {"send": RateLimitItemPerSecond(limit, seconds), "read": RateLimitItemPerSecond(1000, 1)}
+        ours = RateLimiter(limits)
+        through_strategy = RateLimiter(limits, LocalMovingWindowStorage())
+        through_strategy._local = None
+        limits_own = RateLimiter(limits, MemoryStorage())
+        assert ours._local is not None
+        for tenths in steps:
+            clock.now += tenths / 10
+            state = await ours.hit("prefix", "send")
+            assert state == await through_strategy.hit("prefix", "send")
+            reference = await limits_own.hit("prefix", "send")
+            assert (state.allowed, state.remaining) == (reference.allowed, reference.remaining)
+            assert await ours.peek("prefix", "send") == await through_strategy.peek("prefix", "send")
+    finally:
+        time.time = original

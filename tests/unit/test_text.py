@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postventa.domain.errors import PostventaError, RefusalKind
-from postventa.domain.text import MAX_TEXT_CHARACTERS, normalize_free_text
+from postventa.domain.text import MAX_TEXT_CHARACTERS, normalize_free_text, refuse_unprintable
 
 DECOMPOSED_E_ACUTE = "e\u0301"
 COMPOSED_E_ACUTE = "\u00e9"
@@ -177,3 +177,28 @@ def test_text_is_accepted_exactly_when_its_normal_form_is_valid(raw):
     else:
         with pytest.raises(PostventaError):
             normalize_free_text(raw)
+
+
+@pytest.mark.parametrize("allowed", [frozenset(), frozenset("\n\t"), frozenset("\n\t\r")])
+def test_every_code_point_is_refused_exactly_when_unicode_calls_it_a_control_or_a_surrogate(allowed):
+    # refuse_unprintable scans with one character class; this is the definition it stands for.
+    refused = []
+    for code_point in range(0x110000):
+        character = chr(code_point)
+        try:
+            refuse_unprintable(character, parameter="message", allowed=allowed)
+        except PostventaError:
+            refused.append(character)
+    expected = [
+        chr(code_point)
+        for code_point in range(0x110000)
+        if unicodedata.category(chr(code_point)) in {"Cc", "Cs"} and chr(code_point) not in allowed
+    ]
+    assert refused == expected
+
+
+def test_the_first_refused_character_is_the_one_named():
+    with pytest.raises(PostventaError) as caught:
+        refuse_unprintable("ok\tthen\x01and\x02", parameter="Text", allowed=frozenset("\t"))
+
+    assert "'Text' contains the control character U+0001 at position 8" in caught.value.refusal.message

@@ -46,3 +46,11 @@ def test_a_naive_time_is_refused() -> None:
     process = UtcDateTime().bind_processor(SQLITE)
     with pytest.raises(ValueError, match="naive"):
         process(dt.datetime(2026, 12, 2, 14, 5, 48))
+
+
+@given(st.lists(MOMENTS, min_size=1, max_size=8))
+def test_one_processor_gives_each_value_its_own_text_whatever_came_before(moments: list[dt.datetime]) -> None:
+    # The processor keeps the last value's text: a run of values, repeated or not, each gets its own.
+    process = UtcDateTime().bind_processor(SQLITE)
+    for moment in [*moments, *moments[::-1], moments[0], moments[0]]:
+        assert process(moment) == sqlalchemy_text(moment)

@@ -72,6 +72,10 @@ def create_app(
         version=__version__,
         summary="Message the buyers of your Mercado Libre orders (Alephee API v2 messages contract).",
         lifespan=lifespan,
+        # postventa's observability is its own (/metrics, the JSON logs). FastAPI's native
+        # OpenTelemetry asked the global providers on every request whether it was configured: 2.6%
+        # of a send's CPU (docs/performance.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.context = context
     install_error_handlers(app)

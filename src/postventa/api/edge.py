@@ -42,6 +42,9 @@ class EdgeMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_query_bytes = max_query_bytes
         self.security = security
+        # The metrics' children by (method, route, status): `labels()` looks them up under a lock
+        # on every call; the label values are bounded (metrics.py), and so is this.
+        self._counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,10 +77,19 @@ class EdgeMiddleware:
                 await self.app(scope, self._bounded(receive), send_with_headers)
         finally:
             seconds = time.perf_counter() - started
-            method, route = http_method_label(scope["method"]), route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(method, route).observe(seconds)
+            requests, duration = self._metrics(http_method_label(scope["method"]), route_template(scope), status)
+            requests.inc()
+            duration.observe(seconds)
             log_request(request_id, scope["method"], scope["path"], status, round(seconds * 1000, 2))
+
+    def _metrics(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        children = self._counted.get((method, route, status))
+        if children is None:
+            children = self._counted[(method, route, status)] = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_REQUEST_DURATION.labels(method, route),
+            )
+        return children
 
     def _refusal(self, scope: Scope, length: str | None) -> tuple[int, str, str] | None:
         if len(scope["query_string"]) > self.max_query_bytes:

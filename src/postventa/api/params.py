@@ -58,6 +58,8 @@ def parse_urlencoded(raw: bytes, *, where: str) -> Pairs:
 
 
 def _unquote(raw: bytes) -> str:
+    if b"%" not in raw:  # most names and many values: nothing to unescape
+        return raw.replace(b"+", b" ").decode("utf-8")
     return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
 
 

@@ -80,6 +80,7 @@ class RateLimiter:
     ) -> None:
         self.limits = limits
         self.strategy = MovingWindowRateLimiter(storage or LocalMovingWindowStorage())
+        self._local = self.strategy.storage if isinstance(self.strategy.storage, LocalMovingWindowStorage) else None
         self._close = close
 
     @classmethod
@@ -117,6 +118,12 @@ class RateLimiter:
     async def hit(self, identity: str, endpoint_class: str, key_limits: str | None = None) -> RateLimitState:
         """Count one request; a refused one is not counted and must do nothing else."""
         item = self.limits_for(key_limits)[endpoint_class]
+        if self._local is not None:  # in memory: the same answers as the strategy's, in one call
+            expiry = item.get_expiry()
+            allowed, window_start, count = self._local.hit_now(
+                _storage_key(item, identity, endpoint_class), item.amount, expiry
+            )
+            return _state(endpoint_class, item, WindowStats(window_start + expiry, item.amount - count), allowed)
         try:
             allowed = await self.strategy.hit(item, identity, endpoint_class)
             stats = await self.strategy.get_window_stats(item, identity, endpoint_class)
@@ -132,6 +139,12 @@ class RateLimiter:
         except StorageError as error:
             raise _unavailable(error) from error
         return _state(endpoint_class, item, stats, stats.remaining > 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _storage_key(item: RateLimitItem, identity: str, endpoint_class: str) -> str:
+    """The key `limits`' strategy counts this limit under (so `peek` reads the same window)."""
+    return item.key_for(identity, endpoint_class)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -214,7 +214,12 @@ async def _sqlite_transaction(
 
 async def _on_driver(driver: sqlite_driver.InLoopConnection, statement: str) -> None:
     try:
-        await driver.when_not_busy(driver.sqlite.execute, statement)
+        try:
+            driver.sqlite.execute(statement)
+        except sqlite3.OperationalError as error:
+            if not sqlite_driver.is_busy(error):
+                raise
+            await driver.when_not_busy(driver.sqlite.execute, statement)
     except sqlite3.OperationalError as error:  # as SQLAlchemy would have raised them
         raise OperationalError(statement, None, error) from error
     except sqlite3.Error as error:

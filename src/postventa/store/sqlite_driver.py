@@ -142,7 +142,7 @@ class InLoopConnection:
             try:
                 return run(*args)
             except sqlite3.OperationalError as error:
-                if getattr(error, "sqlite_errorcode", None) not in _RETRIED_CODES:
+                if not is_busy(error):
                     raise
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + self.busy_timeout_seconds
@@ -150,6 +150,11 @@ class InLoopConnection:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, LONGEST_RETRY_SECONDS)
+
+
+def is_busy(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (`when_not_busy` retries it)."""
+    return getattr(error, "sqlite_errorcode", None) in _RETRIED_CODES
 
 
 async def connect(path: str, *, busy_timeout_seconds: float) -> InLoopConnection:

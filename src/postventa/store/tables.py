@@ -69,13 +69,22 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
         utc = dt.UTC
+        # A send binds the same `now` three times (created, status changed, next attempt): the
+        # last value's text is kept, by identity (datetimes are immutable), as one tuple.
+        last: tuple[dt.datetime | None, str | None] = (None, None)
 
         def to_text(value: dt.datetime | None) -> str | None:
+            nonlocal last
             if value is None:
                 return None
+            seen, text = last
+            if value is seen:
+                return text
             if value.tzinfo is None:
                 raise ValueError("naive datetime")
-            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+            last = (value, text)
+            return text
 
         return to_text
 

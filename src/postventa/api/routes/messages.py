@@ -131,7 +131,8 @@ async def _store_message(
     headers = {"Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"}
     if accepted.message_ignored:
         headers["X-Message-Ignored"] = "true"
-    response = JSONResponse(str(accepted.message_id), headers=headers)
+    # The body is the id as a JSON string, written as such (JSONResponse would run json.dumps).
+    response = Response(b'"%d"' % accepted.message_id, media_type="application/json", headers=headers)
     if lock is not None:
         await idempotency.complete(connection, lock, stored_response(response))
     return response
