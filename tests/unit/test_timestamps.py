@@ -49,8 +49,9 @@ def test_a_naive_time_is_refused() -> None:
 
 
 @given(st.lists(MOMENTS, min_size=1, max_size=8))
-def test_one_processor_gives_each_value_its_own_text_whatever_came_before(moments: list[dt.datetime]) -> None:
-    # The processor keeps the last value's text: a run of values, repeated or not, each gets its own.
-    process = UtcDateTime().bind_processor(SQLITE)
-    for moment in [*moments, *moments[::-1], moments[0], moments[0]]:
-        assert process(moment) == sqlalchemy_text(moment)
+def test_each_value_gets_its_own_text_whatever_came_before(moments: list[dt.datetime]) -> None:
+    # The processors keep the last value's text: a run of values, repeated or not, through the
+    # processors of different columns, each gets its own.
+    processors = [UtcDateTime().bind_processor(SQLITE), UtcDateTime().bind_processor(SQLITE)]
+    for index, moment in enumerate([*moments, *moments[::-1], moments[0], moments[0]]):
+        assert processors[index % 2](moment) == sqlalchemy_text(moment)

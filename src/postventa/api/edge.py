@@ -77,7 +77,8 @@ class EdgeMiddleware:
                 await self.app(scope, self._bounded(receive), send_with_headers)
         finally:
             seconds = time.perf_counter() - started
-            requests, duration = self._metrics(http_method_label(scope["method"]), route_template(scope), status)
+            method, route = http_method_label(scope["method"]), route_template(scope)
+            requests, duration = self._metrics(method, route, status)
             requests.inc()
             duration.observe(seconds)
             log_request(request_id, scope["method"], scope["path"], status, round(seconds * 1000, 2))

@@ -80,7 +80,8 @@ class RateLimiter:
     ) -> None:
         self.limits = limits
         self.strategy = MovingWindowRateLimiter(storage or LocalMovingWindowStorage())
-        self._local = self.strategy.storage if isinstance(self.strategy.storage, LocalMovingWindowStorage) else None
+        counted_in = self.strategy.storage
+        self._local = counted_in if isinstance(counted_in, LocalMovingWindowStorage) else None
         self._close = close
 
     @classmethod
@@ -123,7 +124,8 @@ class RateLimiter:
             allowed, window_start, count = self._local.hit_now(
                 _storage_key(item, identity, endpoint_class), item.amount, expiry
             )
-            return _state(endpoint_class, item, WindowStats(window_start + expiry, item.amount - count), allowed)
+            stats = WindowStats(window_start + expiry, item.amount - count)
+            return _state(endpoint_class, item, stats, allowed)
         try:
             allowed = await self.strategy.hit(item, identity, endpoint_class)
             stats = await self.strategy.get_window_stats(item, identity, endpoint_class)

@@ -7,6 +7,7 @@ Unknown names are ignored, as an integrator may send extra fields. An empty valu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -49,7 +50,7 @@ class Parameters:
         cls, sources: Iterable[Iterable[tuple[str, object]]], known: Iterable[str] = SEND_PARAMETERS
     ) -> Parameters:
         """Merge the sources; the same name twice with different values is refused."""
-        canonical = {name.lower(): name for name in known}
+        canonical = _canonical_names(tuple(known))
         merged = cls()
         for source in sources:
             for raw_name, value in source:
@@ -90,6 +91,12 @@ class Parameters:
         if number is None:
             raise invalid(code, f"'{name}' must be a positive integer.")
         return number
+
+
+@functools.cache
+def _canonical_names(known: tuple[str, ...]) -> dict[str, str]:
+    """Lower-case name → the parameter's name (the endpoints pass a handful of constant tuples)."""
+    return {name.lower(): name for name in known}
 
 
 def parse_identifier(value: object) -> int | None:

@@ -47,8 +47,6 @@ def _unprintable(allowed: frozenset[str]) -> re.Pattern[str]:
     A regular expression scans the text in C; `unicodedata.category` per character was 4% of a
     send's CPU (docs/performance.md). tests/unit/test_text.py checks the class against Unicode's."""
     controls = "".join(
-        character
-        for character in map(chr, (*range(0x20), *range(0x7F, 0xA0)))
-        if character not in allowed
+        character for character in map(chr, (*range(0x20), *range(0x7F, 0xA0))) if character not in allowed
     )
     return re.compile(f"[{re.escape(controls)}\ud800-\udfff]")

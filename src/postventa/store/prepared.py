@@ -94,11 +94,13 @@ class Prepared:
         self._forms: dict[str, _Form] = {}
 
     async def execute(self, connection: AsyncConnection, parameters: Mapping[str, Any]) -> Rows:
-        pooled = connection.sync_connection.connection  # type: ignore[union-attr]
-        if isinstance(pooled.dbapi_connection, AsyncAdapt_asyncpg_connection):
-            return await self._on_asyncpg(connection.dialect, pooled.dbapi_connection, parameters)
-        driver = pooled.driver_connection
+        adapter = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        # SQLAlchemy's async adapters keep the driver's connection as `_connection` (its public
+        # `driver_connection` is three calls away, for every statement).
+        driver = getattr(adapter, "_connection", None)
         if not isinstance(driver, InLoopConnection):
+            if isinstance(adapter, AsyncAdapt_asyncpg_connection):
+                return await self._on_asyncpg(connection.dialect, adapter, parameters)
             result: Rows = await connection.execute(self.statement, dict(parameters))
             return result
         form, values = self._bound(connection.dialect, parameters)

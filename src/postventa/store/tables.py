@@ -68,25 +68,27 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         processor fills a format from a dict: a few percent of a send's CPU). Elsewhere, as usual."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-        utc = dt.UTC
-        # A send binds the same `now` three times (created, status changed, next attempt): the
-        # last value's text is kept, by identity (datetimes are immutable), as one tuple.
-        last: tuple[dt.datetime | None, str | None] = (None, None)
+        return _sqlite_text
 
-        def to_text(value: dt.datetime | None) -> str | None:
-            nonlocal last
-            if value is None:
-                return None
-            seen, text = last
-            if value is seen:
-                return text
-            if value.tzinfo is None:
-                raise ValueError("naive datetime")
-            text = value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
-            last = (value, text)
-            return text
 
-        return to_text
+# The last timestamp written as text, and its text: a send binds the same `now` three times
+# (created, status changed, next attempt), each column through its own processor. Kept by identity
+# (datetimes are immutable), as one tuple so that a thread reading it never sees half an update.
+_last_text: tuple[dt.datetime | None, str | None] = (None, None)
+
+
+def _sqlite_text(value: dt.datetime | None) -> str | None:
+    global _last_text
+    if value is None:
+        return None
+    seen, text = _last_text
+    if value is seen:
+        return text
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    text = value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_text = (value, text)
+    return text
 
 
 accounts = Table(
