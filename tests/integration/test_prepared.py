@@ -93,3 +93,42 @@ async def test_a_constraint_violation_is_sqlalchemys_integrity_error(database):
     with pytest.raises(IntegrityError):
         async with database.transaction(write=True) as connection:
             await duplicate_id.execute(connection, {"id": tenant.account_id, "created_at": utc_now()})
+
+
+async def test_an_insert_returning_its_new_id_gives_the_stored_rows_ids(database):
+    # Prepared.inserting reads the id from the cursor on SQLite and from RETURNING elsewhere: either
+    # way each call gives the id of the row it stored, as `.returning(id)` through SQLAlchemy does.
+    statement = Prepared.inserting(
+        insert(accounts).values(
+            name=bindparam("name"), created_at=bindparam("created_at", type_=accounts.c.created_at.type)
+        ),
+        accounts.c.id,
+    )
+    async with database.transaction(write=True) as connection:
+        results = [
+            await statement.execute(connection, {"name": name, "created_at": utc_now()}) for name in "ab"
+        ]
+        plain = (
+            await connection.execute(
+                insert(accounts).values(name="c", created_at=utc_now()).returning(accounts.c.id)
+            )
+        ).scalar_one()
+        stored = dict(
+            (
+                await connection.execute(
+                    select(accounts.c.name, accounts.c.id).where(accounts.c.name.in_(["a", "b", "c"]))
+                )
+            ).all()
+        )
+    first, second = (result.one() for result in results)
+    assert [result.rowcount for result in results] == [1, 1]
+    assert (first.id, second.id, plain) == (stored["a"], stored["b"], stored["c"])
+    assert first.id < second.id < plain
+
+
+def test_on_sqlite_the_insert_runs_without_returning():
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement = Prepared.inserting(insert(accounts).values(name=bindparam("name")), accounts.c.id)
+    assert "RETURNING" not in statement._compile(sqlite.dialect()).sql
+    assert "RETURNING" in statement._compile(postgresql.dialect()).sql

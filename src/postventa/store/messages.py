@@ -124,22 +124,22 @@ _NEW_MESSAGE_COLUMNS = (
     "next_attempt_at",
     "marketplace_message_id",
 )
-_INSERT_MESSAGE = Prepared(
-    insert(messages)
-    .values({name: bindparam(name, type_=messages.c[name].type) for name in _NEW_MESSAGE_COLUMNS})
-    .returning(messages.c.id)
+_INSERT_MESSAGE = Prepared.inserting(
+    insert(messages).values(
+        {name: bindparam(name, type_=messages.c[name].type) for name in _NEW_MESSAGE_COLUMNS}
+    ),
+    messages.c.id,
 )
 
 
-_INSERT_ATTACHMENT = Prepared(
-    insert(attachments)
-    .values(
+_INSERT_ATTACHMENT = Prepared.inserting(
+    insert(attachments).values(
         {
             name: bindparam(name, type_=attachments.c[name].type)
             for name in ("account_id", "name", "extension", "size", "sha256", "created_at")
         }
-    )
-    .returning(attachments.c.id)
+    ),
+    attachments.c.id,
 )
 _INSERT_ZEROED_CONTENT = Prepared(
     insert(attachment_contents).values(
