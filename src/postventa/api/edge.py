@@ -139,6 +139,17 @@ class EdgedFastAPI(FastAPI):
         # The routes the edge calls straight, around FastAPI's stack (routing.HotRoutes).
         self.hot_routes: list[APIRoute] = []
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP requests straight to the edge. What FastAPI's and Starlette's own `__call__` do
+        first is set the root path, look for OpenTelemetry (off: app.py) and set `scope["app"]`:
+        the last is all that applies here."""
+        stack = self.middleware_stack
+        if scope["type"] == "http" and stack is not None and not self.root_path:
+            scope["app"] = self
+            await stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
     def build_middleware_stack(self) -> ASGIApp:
         """The usual stack, its hot routes called around it, wrapped in the edge."""
         docs_paths = [

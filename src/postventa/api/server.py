@@ -54,12 +54,15 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-# uvicorn without its access log (ours redacts), with our logging configuration.
+# uvicorn without its access log (ours redacts), with our logging configuration; and without its
+# X-Forwarded-* middleware: nothing here reads the client's address or the scheme (HSTS follows
+# POSTVENTA_PUBLIC_URL), and that middleware wrapped every request in one more layer.
 _UVICORN_OPTIONS: dict[str, Any] = {
     "http": JsonErrorHttpToolsProtocol,
     "access_log": False,
     "log_config": None,
     "server_header": False,
+    "proxy_headers": False,
 }
 
 

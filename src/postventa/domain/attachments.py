@@ -27,7 +27,8 @@ _MAGIC = {
 }
 # Control characters a text file may not hold (tab, newline, form feed and carriage return may).
 _TEXT_FORBIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_BASE64_WHITESPACE = re.compile(r"[ \t\r\n]+")
+_WHITESPACE_CHARACTERS = " \t\r\n"
+_BASE64_WHITESPACE = re.compile(f"[{_WHITESPACE_CHARACTERS}]+")
 _BASE64_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
@@ -98,7 +99,10 @@ def decode_base64(encoded: str) -> bytes:
     """
     if not encoded.isascii():
         raise invalid("attachment_base64_invalid", "'fileBase64' is not valid base64.")
-    compact = _BASE64_WHITESPACE.sub("", encoded)  # the same object back when there is none
+    # The regular expression tries every position of the text (0.2 ms for a 20 KiB file); `in`
+    # searches for one character at C speed, and most clients send no whitespace at all.
+    has_whitespace = any(character in encoded for character in _WHITESPACE_CHARACTERS)
+    compact = _BASE64_WHITESPACE.sub("", encoded) if has_whitespace else encoded
     if not _BASE64_ALPHABET.fullmatch(compact) or len(compact) % 4:
         raise invalid("attachment_base64_invalid", "'fileBase64' is not valid base64.")
     try:
