@@ -33,8 +33,12 @@ async def find_order(connection: AsyncConnection, account_id: int, order_id: int
     """Check 6: the order exists in this account (one in another account is not found either)."""
     order = await get_order(connection, account_id, order_id)
     if order is None:
-        raise not_found("order_not_found", f"Order {order_id} was not found in account {account_id}.")
+        raise _order_not_found(account_id, order_id)
     return order
+
+
+def _order_not_found(account_id: int, order_id: int) -> PostventaError:
+    return not_found("order_not_found", f"Order {order_id} was not found in account {account_id}.")
 
 
 async def send_message(
@@ -49,11 +53,14 @@ async def send_message(
     """Checks 6 to 10 in order; on success the message is stored with status `queued`.
 
     Runs in a write transaction: the conversation is locked before its history is read, so of
-    simultaneous sends on one conversation exactly one is accepted.
+    simultaneous sends on one conversation exactly one is accepted. The order and the history are
+    read together (check 6 is still refused before check 7: nothing is refused on reading them).
     """
-    order = await find_order(connection, account_id, order_id)
+    found = await message_store.order_with_history(connection, account_id, order_id)
+    if found is None:
+        raise _order_not_found(account_id, order_id)
+    order, message_count, history = found
     request = read_send_request(parameters, max_attachment_bytes=max_attachment_bytes)
-    message_count, history = await message_store.lock_with_history(connection, order.conversation_id)
     refusal = send_refusal(
         order.facts, history, request.reason, has_attachment=request.attachment is not None, now=now
     )

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction, PastMessage
 from postventa.domain.reasons import Reason
+from postventa.store.orders import Order, get_order, order_from_row
 from postventa.store.prepared import Prepared, in_loop_sqlite
 from postventa.store.sqlite_driver import write_blob
-from postventa.store.tables import attachment_contents, attachments, conversations, messages
+from postventa.store.tables import attachment_contents, attachments, conversations, messages, orders
 
 
 @dataclass(frozen=True)
@@ -85,22 +86,6 @@ _HISTORY = Prepared(
     .where(messages.c.conversation_id == bindparam("conversation_id"))
     .order_by(messages.c.conversation_sequence)
 )
-# SQLite: the count and the history in one statement, a row per message (or one of NULLs for an
-# empty conversation). The transaction holds the database's write lock from its start, so both are
-# current. Not on PostgreSQL: a `FOR UPDATE` that waited re-reads the locked row but not the joined
-# ones, whose snapshot predates the wait; the history must be read after the lock is taken.
-_COUNT_AND_HISTORY = Prepared(
-    select(
-        conversations.c.message_count,
-        messages.c.direction,
-        messages.c.reason,
-        messages.c.attachment_id,
-        messages.c.status,
-    )
-    .select_from(conversations.outerjoin(messages, messages.c.conversation_id == conversations.c.id))
-    .where(conversations.c.id == bindparam("conversation_id"))
-    .order_by(messages.c.conversation_sequence)
-)
 _BUMP_COUNT = Prepared(
     update(conversations)
     .where(
@@ -163,19 +148,58 @@ async def conversation_history(connection: AsyncConnection, conversation_id: int
     return [_past(row) for row in rows]
 
 
-async def lock_with_history(
-    connection: AsyncConnection, conversation_id: int
-) -> tuple[int, list[PastMessage]]:
-    """The message count and every message, oldest first, read under the conversation's write lock
-    (`lock_conversation`, then `conversation_history`; one statement on SQLite)."""
+# SQLite: the order, its conversation's count and the conversation's messages in one statement (a
+# row per message, or one with NULL message columns). The send's transaction holds the database's
+# write lock from its start, so all of it is current. Not on PostgreSQL: a `FOR UPDATE` that waited
+# re-reads the locked row but not the joined ones, whose snapshot predates the wait; there the
+# history is read after the conversation's lock is taken.
+_ORDER_WITH_HISTORY = Prepared(
+    select(
+        orders,
+        conversations.c.message_count,
+        messages.c.direction.label("message_direction"),
+        messages.c.reason.label("message_reason"),
+        messages.c.attachment_id.label("message_attachment_id"),
+        messages.c.status.label("message_status"),
+    )
+    .select_from(
+        orders.join(conversations, conversations.c.id == orders.c.conversation_id).outerjoin(
+            messages, messages.c.conversation_id == conversations.c.id
+        )
+    )
+    .where(orders.c.id == bindparam("order_id"), orders.c.account_id == bindparam("account_id"))
+    .order_by(messages.c.conversation_sequence)
+)
+
+
+async def order_with_history(
+    connection: AsyncConnection, account_id: int, order_id: int
+) -> tuple[Order, int, list[PastMessage]] | None:
+    """The account's order (None if it has no such order), with its conversation's message count
+    and every message, oldest first, read under the conversation's write lock (on PostgreSQL the
+    order, then `lock_conversation`, then `conversation_history`)."""
     if connection.dialect.name == "postgresql":
-        count = await lock_conversation(connection, conversation_id)
-        return count, await conversation_history(connection, conversation_id)
-    rows = list(await _COUNT_AND_HISTORY.execute(connection, {"conversation_id": conversation_id}))
+        order = await get_order(connection, account_id, order_id)
+        if order is None:
+            return None
+        count = await lock_conversation(connection, order.conversation_id)
+        return order, count, await conversation_history(connection, order.conversation_id)
+    rows = (
+        await _ORDER_WITH_HISTORY.execute(connection, {"order_id": order_id, "account_id": account_id})
+    ).all()
     if not rows:
-        raise LookupError(f"conversation {conversation_id} does not exist")
-    history = [_past(row) for row in rows if row.direction is not None]
-    return int(rows[0].message_count), history
+        return None
+    history = [
+        PastMessage(
+            direction=Direction(row.message_direction),
+            reason=Reason(row.message_reason) if row.message_reason is not None else None,
+            has_attachment=row.message_attachment_id is not None,
+            failed=row.message_status == "failed",
+        )
+        for row in rows
+        if row.message_direction is not None
+    ]
+    return order_from_row(rows[0]), int(rows[0].message_count), history
 
 
 def _past(row: Any) -> PastMessage:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts
@@ -115,13 +115,13 @@ async def get_order(connection: AsyncConnection, account_id: int, order_id: int)
     row = (
         await _ORDER_OF_ACCOUNT.execute(connection, {"order_id": order_id, "account_id": account_id})
     ).first()
-    return _order(row) if row else None
+    return order_from_row(row) if row else None
 
 
 async def get_order_any_account(connection: AsyncConnection, order_id: int) -> Order | None:
     """The order whatever its account (for the administrator)."""
     row = (await connection.execute(select(orders).where(orders.c.id == order_id))).first()
-    return _order(row) if row else None
+    return order_from_row(row) if row else None
 
 
 async def list_orders(
@@ -144,7 +144,7 @@ async def list_orders(
     rows = await connection.execute(
         select(orders).where(*conditions).order_by(*order_by).limit(limit).offset(offset)
     )
-    return int(total), [_order(row) for row in rows]
+    return int(total), [order_from_row(row) for row in rows]
 
 
 async def _ensure_conversation(connection: AsyncConnection, account_id: int, key: str) -> int:
@@ -180,7 +180,8 @@ def _row_values(data: OrderData) -> dict[str, Any]:
     }
 
 
-def _order(row: Row[Any]) -> Order:
+def order_from_row(row: Any) -> Order:
+    """An order from a row holding the `orders` table's columns under their own names."""
     window = (
         DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
         if row.delivery_date is not None
