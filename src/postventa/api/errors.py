@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from postventa.api.guard import response_headers
 from postventa.domain.errors import PostventaError, Refusal, RefusalKind
 from postventa.store.engine import database_unavailable
 
@@ -63,8 +64,7 @@ def refusal_response(refusal: Refusal, headers: dict[str, str] | None = None) ->
 
 def _gathered_headers(request: Request) -> dict[str, str]:
     # The rate-limit headers set once the key was known (api/guard.py); a raised error keeps them.
-    headers: dict[str, str] = getattr(request.state, "response_headers", None) or {}
-    return headers
+    return response_headers(request)
 
 
 def _allowed_methods(request: Request) -> str:

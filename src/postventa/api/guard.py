@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from postventa.api.context import Context
+from postventa.api.ratelimit import RateLimitState
 from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.domain.parameters import ACCOUNT_ID, API_KEY, Parameters
 from postventa.metrics import RATE_LIMIT_REFUSALS
@@ -39,7 +40,7 @@ async def authorize_request(
         request.state.response_headers = await _standing(context, grant, endpoint_class)
         raise
     state = await context.rate_limiter.hit(grant.prefix, endpoint_class, grant.rate_limits)
-    request.state.response_headers = state.headers()
+    request.state.rate_limit = state  # its headers go on the response, whatever it is
     if not state.allowed:
         RATE_LIMIT_REFUSALS.labels(endpoint_class).inc()
         # Check 4 refused (429): the request was not counted and does nothing else.
@@ -61,5 +62,18 @@ async def _standing(context: Context, grant: ApiKeyGrant, endpoint_class: str) -
 
 def response_headers(request: Request) -> dict[str, str]:
     """Headers gathered while handling the request (the rate-limit state)."""
+    state: RateLimitState | None = getattr(request.state, "rate_limit", None)
+    if state is not None:
+        return state.headers()
     headers: dict[str, str] = getattr(request.state, "response_headers", None) or {}
     return headers
+
+
+def raw_response_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """`response_headers` as raw headers (the send's, on every accepted message)."""
+    state: RateLimitState | None = getattr(request.state, "rate_limit", None)
+    if state is not None:
+        return state.raw_headers()
+    return [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in response_headers(request).items()
+    ]

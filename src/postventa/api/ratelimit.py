@@ -67,6 +67,23 @@ class RateLimitState:
             headers["retry-after"] = str(self.retry_after_seconds)
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as a response's raw header list (names in lower case), built directly: every
+        accepted send carries them (tests/unit/test_ratelimit_headers.py checks the two agree)."""
+        limit, remaining, reset = str(self.limit), str(self.remaining), str(self.reset_seconds)
+        policy = self.policy
+        raw = [
+            (b"x-ratelimit-limit", limit.encode()),
+            (b"x-ratelimit-remaining", remaining.encode()),
+            (b"x-ratelimit-reset", reset.encode()),
+            (b"x-ratelimit-retryafter", str(self.retry_after_seconds).encode()),
+            (b"ratelimit-policy", f'"{policy}";q={limit};w={self.window_seconds}'.encode()),
+            (b"ratelimit", f'"{policy}";r={remaining};t={reset}'.encode()),
+        ]
+        if not self.allowed:
+            raw.append((b"retry-after", str(self.retry_after_seconds).encode()))
+        return raw
+
 
 class RateLimiter:
     """Counts each key's requests per endpoint class, against the key's limits or the defaults."""

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postventa.api import openapi
 from postventa.api.context import Context, context_of
 from postventa.api.errors import STATUS_BY_KIND
-from postventa.api.guard import authorize_request, response_headers
+from postventa.api.guard import authorize_request, raw_response_headers, response_headers
 from postventa.api.idempotency import idempotency_key, send_once, stored_response
 from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
@@ -143,10 +143,7 @@ def _queued(request: Request, context: Context, response: Response) -> Response:
     context.on_message_queued()
     # Appended as raw headers: none of these names is set yet, and Starlette's MutableHeaders
     # rescans the whole list for each one set (a percent of a send).
-    response.raw_headers.extend(
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in response_headers(request).items()
-    )
+    response.raw_headers.extend(raw_response_headers(request))
     return response
 
 
