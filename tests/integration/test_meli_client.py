@@ -163,3 +163,33 @@ async def test_connections_are_kept_between_calls(serve) -> None:
         await client.aclose()
     assert len(server.requests) == 5
     assert server.connections == 1
+
+
+async def test_calls_go_through_the_proxy_the_environment_names(serve, monkeypatch) -> None:
+    # HTTP_PROXY names a proxy (here a scripted server); the client asks it for the absolute URL.
+    answer = json.dumps({"id": "0123abcd", "text": "hola", "status": "available"}).encode()
+    proxy = await serve(lambda _request: http_response(201, answer, {"content-type": "application/json"}))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = MeliClient("http://api.mercadolibre.invalid")
+    try:
+        await send(client)
+    finally:
+        await client.aclose()
+    assert proxy.requests[0].startswith(
+        b"POST http://api.mercadolibre.invalid/messages/packs/2000001/sellers/10?tag=post_sale HTTP/1.1"
+    )
+
+
+async def test_no_proxy_exempts_the_host(serve, monkeypatch) -> None:
+    answer = json.dumps({"id": "0123abcd", "text": "hola", "status": "available"}).encode()
+    server = await serve(lambda _request: http_response(201, answer, {"content-type": "application/json"}))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = MeliClient(server.url)
+    try:
+        await send(client)
+    finally:
+        await client.aclose()
+    assert server.requests[0].startswith(b"POST /messages/packs/")

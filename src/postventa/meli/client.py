@@ -16,6 +16,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import orjson
@@ -73,6 +75,15 @@ class RequestPacer:
                 await asyncio.sleep(60 - (now - self.sent[0]))
 
 
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY or HTTP_PROXY, by its scheme, in either
+    case), or None: none is named, or NO_PROXY exempts the host. The standard library's reading."""
+    parts = urlsplit(url)
+    if parts.hostname and proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
+
+
 class MeliClient:
     """One application's connection to Mercado Libre (or to the emulator, by base URL)."""
 
@@ -115,7 +126,10 @@ class MeliClient:
                 headers={"Accept": "application/json"},
                 cookie_jar=aiohttp.DummyCookieJar(),
                 raise_for_status=False,
-                trust_env=True,  # HTTPS_PROXY and NO_PROXY, as httpx2 honoured them
+                # HTTPS_PROXY / HTTP_PROXY and NO_PROXY, read once for the one host this client
+                # calls. aiohttp's trust_env reads them (and ~/.netrc) on every request, each time on a
+                # thread: 15% of the worker's CPU (docs/performance.md).
+                proxy=environment_proxy(self.base_url),
             )
             self._session, self._session_loop = session, loop
         return session
