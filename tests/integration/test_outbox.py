@@ -96,6 +96,21 @@ async def test_an_expired_lease_is_claimed_again_for_reconciliation(client, data
     assert taken_over[0].attempts == 2
 
 
+async def test_a_claim_that_skips_expired_leases_takes_only_queued_messages(client, database):
+    # The worker looks for expired leases now and then: its other claims take queued messages only.
+    leased, queued = await queued_messages(client, database, 2)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    [dead] = await claim(database, "dead-worker", at=now, limit=1, lease=30)
+    assert dead.id == leased
+    later = now + dt.timedelta(seconds=31)  # the lease has run out
+    async with database.transaction(write=True) as connection:
+        queued_only = await outbox.claim_due_messages(
+            connection, "other", later, limit=100, lease_seconds=30, expired_leases=False
+        )
+    assert [message.id for message in queued_only if message.id in (leased, queued)] == [queued]
+    assert [message.id for message in await claim(database, "other", at=later, limit=100)] == [leased]
+
+
 async def test_a_lost_lease_cannot_overwrite_the_new_owner(client, database):
     [message_id] = await queued_messages(client, database, 1)
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import os
 import socket
 import uuid
@@ -34,6 +35,9 @@ LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with 
 # wake it) waits at most before a claim looks for it: a claim on an empty queue is one index probe.
 IDLE_WAIT_SECONDS = 0.25
 HEARTBEAT_SECONDS = 10.0
+# How often a claim also looks for messages whose lease expired (a worker died mid-attempt). Leases
+# last LEASE_SECONDS; looking on every claim was one more statement per claim that found nothing.
+EXPIRED_LEASE_CHECK_SECONDS = 1.0
 # How long a worker reuses an account's session (its link and access token) without reading it
 # again: reading and unsealing it for every message was a tenth of a delivery's cost. A refused
 # token is replaced at once, whatever its age; a link changed meanwhile is seen within this time.
@@ -98,6 +102,7 @@ class DeliveryWorker:
         # Waiting instead until this many were free, to share claims, left slots standing idle
         # (at 32 in flight: 756 messages/s against 1,324; docs/decisions.md).
         self._claim_batch = max(1, concurrency // 4)
+        self._expired_leases_checked = -math.inf
 
     def wake(self) -> None:
         """Look for due messages now (called after a message is queued)."""
@@ -132,13 +137,23 @@ class DeliveryWorker:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return 0
+        # Expired leases (a worker died mid-attempt) are looked for now and then, not by every claim.
+        now_monotonic = asyncio.get_running_loop().time()
+        expired_leases = now_monotonic - self._expired_leases_checked >= EXPIRED_LEASE_CHECK_SECONDS
         async with self.database.transaction(write=True) as connection:
             claimed = await outbox.claim_due_messages(
-                connection, self.worker_id, self.clock(), limit=free, lease_seconds=self.lease_seconds
+                connection,
+                self.worker_id,
+                self.clock(),
+                limit=free,
+                lease_seconds=self.lease_seconds,
+                expired_leases=expired_leases,
             )
             # Each message's job is read here, in the claim's transaction, rather than in one of
             # its own: a transaction less per message.
             preloaded = [await _preload(connection, message) for message in claimed]
+        if expired_leases:
+            self._expired_leases_checked = now_monotonic
         for message, ready in zip(claimed, preloaded, strict=True):
             task = asyncio.create_task(self.deliver(message, ready))
             self._in_flight.add(task)
@@ -293,5 +308,4 @@ class DeliveryWorker:
 
 async def _preload(connection: AsyncConnection, claimed: ClaimedMessage) -> _Preloaded:
     job = await outbox.load_job(connection, claimed.id)
-    buyer_wrote = await outbox.buyer_wrote_before(connection, job.conversation_id, job.conversation_sequence)
-    return _Preloaded(job, buyer_wrote)
+    return _Preloaded(job, job.buyer_wrote_first)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow
@@ -61,6 +61,8 @@ class DeliveryJob:
     attachment_id: int | None
     attachment_file_name: str | None
     attachment_extension: str | None
+    # The buyer wrote in the conversation before this message: then it goes by /messages.
+    buyer_wrote_first: bool
 
     @property
     def conversation_resource(self) -> int:
@@ -158,10 +160,19 @@ _CLAIMS_SKIPPING_LOCKED = (
 
 
 async def claim_due_messages(
-    connection: AsyncConnection, worker: str, now: dt.datetime, *, limit: int, lease_seconds: float
+    connection: AsyncConnection,
+    worker: str,
+    now: dt.datetime,
+    *,
+    limit: int,
+    lease_seconds: float,
+    expired_leases: bool = True,
 ) -> list[ClaimedMessage]:
-    """Take up to `limit` due messages for this worker."""
-    statements = _CLAIMS_SKIPPING_LOCKED if connection.dialect.name == "postgresql" else _CLAIMS
+    """Take up to `limit` due messages for this worker: those whose lease expired first (unless
+    `expired_leases` is false: a worker looks for them now and then, not on every claim), then
+    queued ones."""
+    both = _CLAIMS_SKIPPING_LOCKED if connection.dialect.name == "postgresql" else _CLAIMS
+    statements = both if expired_leases else both[1:]
     parameters: dict[str, Any] = {
         "now": now,
         "worker": worker,
@@ -184,18 +195,16 @@ async def claim_plan(connection: AsyncConnection) -> AsyncIterator[None]:
     PostgreSQL plans a claim from its statistics, which a burst of queued messages (or a bulk
     requeue) leaves stale until the next ANALYZE: believing a few rows queued, it collected every
     queued row and sorted them (16.7 ms a claim with 6,400 queued), where reading the claim's index
-    in order stops after `limit` rows (0.6 ms). Sorting is off for the claim statements only.
+    in order stops after `limit` rows (0.6 ms). Sorting is discouraged from here to the end of the
+    claim's transaction (`SET LOCAL`), which reads the claimed messages' jobs by their ids and sorts
+    nothing: turning it back on was one more round trip per claim.
     """
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    await _NO_SORTING.execute(connection, {})
+    if connection.dialect.name == "postgresql":
+        await _NO_SORTING.execute(connection, {})
     yield
-    await _SORTING.execute(connection, {})
 
 
 _NO_SORTING = Prepared(text("SET LOCAL enable_sort = off"))
-_SORTING = Prepared(text("SET LOCAL enable_sort = on"))
 
 
 async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
@@ -209,9 +218,17 @@ async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
 
 
+_EARLIER = messages.alias("earlier")
 _JOB = Prepared(
     select(
         messages,
+        exists()
+        .where(
+            _EARLIER.c.conversation_id == messages.c.conversation_id,
+            _EARLIER.c.direction == "inbound",
+            _EARLIER.c.conversation_sequence < messages.c.conversation_sequence,
+        )
+        .label("buyer_wrote_first"),
         orders.c.external_order_id,
         orders.c.pack_id,
         orders.c.site_id,
@@ -228,7 +245,8 @@ _JOB = Prepared(
 
 
 async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
-    """The message with its order and attachment name."""
+    """The message with its order, its attachment's name, and whether the buyer wrote first (one
+    statement: a delivery on PostgreSQL is a handful of round trips, docs/performance.md)."""
     row = (await _JOB.execute(connection, {"message_id": message_id})).one()
     window = (
         DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
@@ -254,26 +272,8 @@ async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
         if row.attachment_id
         else None,
         attachment_extension=row.attachment_extension,
+        buyer_wrote_first=bool(row.buyer_wrote_first),
     )
-
-
-_BUYER_WROTE = Prepared(
-    select(messages.c.id)
-    .where(
-        messages.c.conversation_id == bindparam("conversation_id"),
-        messages.c.direction == "inbound",
-        messages.c.conversation_sequence < bindparam("sequence"),
-    )
-    .limit(1)
-)
-
-
-async def buyer_wrote_before(connection: AsyncConnection, conversation_id: int, sequence: int) -> bool:
-    """Whether the buyer wrote in the conversation before this message: then it goes by /messages."""
-    result = await _BUYER_WROTE.execute(
-        connection, {"conversation_id": conversation_id, "sequence": sequence}
-    )
-    return result.first() is not None
 
 
 async def known_marketplace_ids(connection: AsyncConnection, account_id: int) -> set[str]:
