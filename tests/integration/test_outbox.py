@@ -11,7 +11,7 @@ from sqlalchemy import select
 from postventa.domain.sites import Site
 from postventa.store import outbox
 from postventa.store.links import MarketplaceLink, save_link
-from postventa.store.tables import messages
+from postventa.store.tables import delivery_attempts, messages
 from tests.factories import make_order, make_tenant
 
 SELLERS = iter(range(900_000_000, 999_999_999))
@@ -125,9 +125,47 @@ async def test_a_lost_lease_cannot_overwrite_the_new_owner(client, database):
         status = (
             await connection.execute(select(messages.c.status).where(messages.c.id == message_id))
         ).scalar_one()
+        attempts = (
+            await connection.execute(
+                select(delivery_attempts.c.worker, delivery_attempts.c.outcome).where(
+                    delivery_attempts.c.message_id == message_id
+                )
+            )
+        ).all()
 
     assert not kept
     assert status == "sending"
+    assert [tuple(row) for row in attempts] == [("slow", "lease_lost")]  # the attempt is kept, as lost
+
+
+async def test_an_outcome_recorded_under_the_lease_is_kept_with_its_attempt(client, database):
+    [message_id] = await queued_messages(client, database, 1)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    await claim(database, "owner", at=now, limit=100)
+    sent = outbox.Outcome(
+        status="sent", attempt_outcome="sent", route="action_guide", marketplace_message_id="m1"
+    )
+
+    async with database.transaction(write=True) as connection:
+        kept = await outbox.record_outcome(connection, message_id, "owner", 1, sent, now, now)
+        stored = (
+            await connection.execute(
+                select(messages.c.status, messages.c.marketplace_message_id, messages.c.lease_owner).where(
+                    messages.c.id == message_id
+                )
+            )
+        ).one()
+        attempts = (
+            await connection.execute(
+                select(delivery_attempts.c.outcome, delivery_attempts.c.attempt).where(
+                    delivery_attempts.c.message_id == message_id
+                )
+            )
+        ).all()
+
+    assert kept
+    assert tuple(stored) == ("sent", "m1", None)
+    assert [tuple(row) for row in attempts] == [("sent", 1)]
 
 
 async def test_messages_of_unlinked_accounts_wait_in_the_queue(client, database):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.orders import DeliveryWindow
@@ -318,26 +318,29 @@ async def record_outcome(
         values["next_attempt_at"] = outcome.next_attempt_at
     if outcome.next_route is not None:
         values["route"] = outcome.next_route
-    result = await _outcome_update(tuple(sorted(values))).execute(
-        connection,
-        {"message_id": message_id, "worker": worker}
-        | {f"new_{name}": value for name, value in values.items()},
-    )
+    columns = tuple(sorted(values))
+    fence = {"message_id": message_id, "worker": worker}
+    new_values = {f"new_{name}": value for name, value in values.items()}
+    attempt_row = {
+        "message_id": message_id,
+        "attempt": attempt,
+        "worker": worker,
+        "route": outcome.route,
+        "started_at": started,
+        "finished_at": now,
+        "outcome": outcome.attempt_outcome,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+    }
+    if connection.dialect.name == "postgresql":  # one round trip instead of two
+        row = (await _outcome_with_attempt(columns).execute(connection, new_values | attempt_row)).one()
+        return bool(row.kept)
+    result = await _outcome_update(columns).execute(connection, fence | new_values)
+    kept = result.rowcount == 1
     await _INSERT_ATTEMPT.execute(
-        connection,
-        {
-            "message_id": message_id,
-            "attempt": attempt,
-            "worker": worker,
-            "route": outcome.route,
-            "started_at": started,
-            "finished_at": now,
-            "outcome": outcome.attempt_outcome if result.rowcount == 1 else "lease_lost",
-            "error_code": outcome.error_code,
-            "error_message": outcome.error_message,
-        },
+        connection, attempt_row | {"outcome": outcome.attempt_outcome if kept else "lease_lost"}
     )
-    return result.rowcount == 1
+    return kept
 
 
 @functools.cache
@@ -352,6 +355,33 @@ def _outcome_update(columns: tuple[str, ...]) -> Prepared:
         )
         .values({name: bindparam(f"new_{name}", type_=messages.c[name].type) for name in columns})
     )
+
+
+@functools.cache
+def _outcome_with_attempt(columns: tuple[str, ...]) -> Prepared:
+    """PostgreSQL: the fenced update and the attempt's row in one statement. The update is a
+    data-modifying CTE; the attempt says "lease_lost" when it changed nothing, and so does `kept`."""
+    updated = (
+        update(messages)
+        .where(
+            messages.c.id == bindparam("message_id"),
+            messages.c.lease_owner == bindparam("worker"),
+            messages.c.status == "sending",
+        )
+        .values({name: bindparam(f"new_{name}", type_=messages.c[name].type) for name in columns})
+        .returning(messages.c.id)
+        .cte("updated")
+    )
+    kept = exists(select(updated.c.id))
+    values: dict[str, Any] = {
+        name: bindparam(name, type_=delivery_attempts.c[name].type)
+        for name in _ATTEMPT_COLUMNS
+        if name != "outcome"
+    }
+    values["outcome"] = case(
+        (kept, bindparam("outcome", type_=delivery_attempts.c.outcome.type)), else_=literal("lease_lost")
+    )
+    return Prepared(insert(delivery_attempts).values(values).add_cte(updated).returning(kept.label("kept")))
 
 
 _ATTEMPT_COLUMNS = (
