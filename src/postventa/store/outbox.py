@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Update
 
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
@@ -343,10 +344,10 @@ async def record_outcome(
     return kept
 
 
-@functools.cache
-def _outcome_update(columns: tuple[str, ...]) -> Prepared:
-    """The fenced update of a message for one set of columns (an outcome sets one of a few sets)."""
-    return Prepared(
+def _fenced_update(columns: tuple[str, ...]) -> Update:
+    """The update of a message still leased to this worker, for one set of columns (an outcome sets
+    one of a few sets)."""
+    return (
         update(messages)
         .where(
             messages.c.id == bindparam("message_id"),
@@ -355,23 +356,18 @@ def _outcome_update(columns: tuple[str, ...]) -> Prepared:
         )
         .values({name: bindparam(f"new_{name}", type_=messages.c[name].type) for name in columns})
     )
+
+
+@functools.cache
+def _outcome_update(columns: tuple[str, ...]) -> Prepared:
+    return Prepared(_fenced_update(columns))
 
 
 @functools.cache
 def _outcome_with_attempt(columns: tuple[str, ...]) -> Prepared:
     """PostgreSQL: the fenced update and the attempt's row in one statement. The update is a
     data-modifying CTE; the attempt says "lease_lost" when it changed nothing, and so does `kept`."""
-    updated = (
-        update(messages)
-        .where(
-            messages.c.id == bindparam("message_id"),
-            messages.c.lease_owner == bindparam("worker"),
-            messages.c.status == "sending",
-        )
-        .values({name: bindparam(f"new_{name}", type_=messages.c[name].type) for name in columns})
-        .returning(messages.c.id)
-        .cte("updated")
-    )
+    updated = _fenced_update(columns).returning(messages.c.id).cte("updated")
     kept = exists(select(updated.c.id))
     values: dict[str, Any] = {
         name: bindparam(name, type_=delivery_attempts.c[name].type)
