@@ -12,7 +12,7 @@ from postventa.domain.sites import Site
 from postventa.store import outbox
 from postventa.store.links import MarketplaceLink, save_link
 from postventa.store.tables import delivery_attempts, messages
-from tests.factories import make_order, make_tenant
+from tests.factories import buyer_replies, make_order, make_tenant
 
 SELLERS = iter(range(900_000_000, 999_999_999))
 
@@ -23,7 +23,7 @@ def database(isolated_database):
     return isolated_database
 
 
-async def queued_messages(client, database, count: int, *, link: bool = True):
+async def linked_tenant(database, *, link: bool = True):
     tenant = await make_tenant(database)
     if link:
         now = dt.datetime.now(dt.UTC)
@@ -36,15 +36,23 @@ async def queued_messages(client, database, count: int, *, link: bool = True):
                 now,
                 database.token_cipher,
             )
-    ids = []
-    for _ in range(count):
-        order_id = await make_order(database, tenant, ExternalOrderId=str(next(SELLERS)))
-        response = await client.post(
-            f"/v2/orders/{order_id}/messages", params=tenant.credentials(messageOptions=4, message="Hola")
-        )
-        assert response.status_code == 200
-        ids.append(int(response.json()))
-    return ids
+    return tenant
+
+
+async def send(client, tenant, order_id: int) -> int:
+    response = await client.post(
+        f"/v2/orders/{order_id}/messages", params=tenant.credentials(messageOptions=4, message="Hola")
+    )
+    assert response.status_code == 200
+    return int(response.json())
+
+
+async def queued_messages(client, database, count: int, *, link: bool = True):
+    tenant = await linked_tenant(database, link=link)
+    return [
+        await send(client, tenant, await make_order(database, tenant, ExternalOrderId=str(next(SELLERS))))
+        for _ in range(count)
+    ]
 
 
 async def claim(database, worker: str, *, at: dt.datetime, limit: int = 5, lease: float = 30.0):
@@ -246,3 +254,25 @@ async def test_the_claim_reads_its_index_in_order_and_sorts_nothing(client, data
     assert "ix_messages_status_next_attempt_at_id" in plan
     assert "Sort" not in plan  # PostgreSQL: no Sort or Incremental Sort node
     assert "TEMP B-TREE" not in plan  # SQLite: no sorter for ORDER BY
+
+
+async def test_claimed_jobs_are_the_jobs_of_the_claimed_messages(client, database):
+    # The worker claims with claim_jobs: on PostgreSQL the claim and the jobs are one statement,
+    # which must give what load_job reads of each message once claimed (the buyer's reply included).
+    tenant = await linked_tenant(database)
+    order_id = await make_order(database, tenant, ExternalOrderId=str(next(SELLERS)))
+    before_reply = await send(client, tenant, order_id)
+    await buyer_replies(database, order_id)
+    after_reply = await send(client, tenant, order_id)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    async with database.transaction(write=True) as connection:
+        claimed = await outbox.claim_jobs(connection, "w", later, limit=100, lease_seconds=30)
+        reread = {message.id: await outbox.load_job(connection, message.id) for message, _job in claimed}
+    jobs = {message.id: job for message, job in claimed}
+    assert sorted(jobs) == sorted([before_reply, after_reply])
+    assert all(job == reread[message_id] for message_id, job in jobs.items())
+    assert {message.attempts for message, _job in claimed} == {1}
+    assert {message_id: job.buyer_wrote_first for message_id, job in jobs.items()} == {
+        before_reply: False,
+        after_reply: True,
+    }

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.delivery import attempt
 from postventa.delivery.outcomes import OutcomeRecorder
@@ -44,14 +43,6 @@ EXPIRED_LEASE_CHECK_SECONDS = 1.0
 SESSION_REUSE_SECONDS = 5.0
 
 log = structlog.get_logger("postventa.worker")
-
-
-@dataclass(frozen=True)
-class _Preloaded:
-    """What the claim's transaction read for a message: its job, and whether the buyer wrote first."""
-
-    job: DeliveryJob
-    buyer_wrote: bool
 
 
 @dataclass
@@ -140,8 +131,10 @@ class DeliveryWorker:
         # Expired leases (a worker died mid-attempt) are looked for now and then, not by every claim.
         now_monotonic = asyncio.get_running_loop().time()
         expired_leases = now_monotonic - self._expired_leases_checked >= EXPIRED_LEASE_CHECK_SECONDS
+        # Each message's job is read in the claim's transaction, rather than in one of its own: a
+        # transaction less per message (on PostgreSQL, in the claim's own statement).
         async with self.database.transaction(write=True) as connection:
-            claimed = await outbox.claim_due_messages(
+            claimed = await outbox.claim_jobs(
                 connection,
                 self.worker_id,
                 self.clock(),
@@ -149,13 +142,10 @@ class DeliveryWorker:
                 lease_seconds=self.lease_seconds,
                 expired_leases=expired_leases,
             )
-            # Each message's job is read here, in the claim's transaction, rather than in one of
-            # its own: a transaction less per message.
-            preloaded = [await _preload(connection, message) for message in claimed]
         if expired_leases:
             self._expired_leases_checked = now_monotonic
-        for message, ready in zip(claimed, preloaded, strict=True):
-            task = asyncio.create_task(self.deliver(message, ready))
+        for message, job in claimed:
+            task = asyncio.create_task(self.deliver(message, job))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
         return len(claimed)
@@ -170,13 +160,13 @@ class DeliveryWorker:
             elif claimed == 0:
                 return
 
-    async def deliver(self, claimed: ClaimedMessage, preloaded: _Preloaded | None = None) -> None:
+    async def deliver(self, claimed: ClaimedMessage, job: DeliveryJob | None = None) -> None:
         """One attempt of one message, recorded whatever happens."""
         started = self.clock()
         route = attempt.ACTION_GUIDE
         progress = _Progress()
         try:
-            job, route, content, known = await self._prepare(claimed, preloaded)
+            job, route, content, known = await self._prepare(claimed, job)
             outcome = await self._attempt(claimed, job, route, content, known, progress)
         except MeliError as error:
             outcome = attempt.after_failure(
@@ -212,12 +202,11 @@ class DeliveryWorker:
         )
 
     async def _prepare(
-        self, claimed: ClaimedMessage, preloaded: _Preloaded | None
+        self, claimed: ClaimedMessage, job: DeliveryJob | None
     ) -> tuple[DeliveryJob, str, bytes | None, set[str]]:
-        if preloaded is None:
+        if job is None:
             async with self.database.transaction() as connection:
-                preloaded = await _preload(connection, claimed)
-        job = preloaded.job
+                job = await outbox.load_job(connection, claimed.id)
         content: bytes | None = None
         known: set[str] = set()
         if job.attachment_id is not None or claimed.needs_reconcile:
@@ -226,7 +215,7 @@ class DeliveryWorker:
                     content = await attachment_content(connection, job.attachment_id)
                 if claimed.needs_reconcile:
                     known = await outbox.known_marketplace_ids(connection, job.account_id)
-        via_messages = job.route == attempt.MESSAGES or preloaded.buyer_wrote or content is not None
+        via_messages = job.route == attempt.MESSAGES or job.buyer_wrote_first or content is not None
         return job, attempt.MESSAGES if via_messages else attempt.ACTION_GUIDE, content, known
 
     async def _attempt(
@@ -304,8 +293,3 @@ class DeliveryWorker:
         await asyncio.wait(waiters, timeout=IDLE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
-
-
-async def _preload(connection: AsyncConnection, claimed: ClaimedMessage) -> _Preloaded:
-    job = await outbox.load_job(connection, claimed.id)
-    return _Preloaded(job, job.buyer_wrote_first)

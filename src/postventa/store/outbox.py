@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Update
+from sqlalchemy.sql import Select, Update
 
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
@@ -104,7 +104,7 @@ def _lease_expired(now: Any) -> Any:
     return and_(messages.c.status == "sending", messages.c.lease_expires_at < now)
 
 
-def _claim_statement(which: Any, *, skip_locked: bool) -> Prepared:
+def _claim_update(which: Any, *, skip_locked: bool) -> Update:
     """Claim up to `limit` messages matching `which`, oldest due first.
 
     One status per statement, so each walks its part of the (status, next_attempt_at) index in
@@ -130,7 +130,7 @@ def _claim_statement(which: Any, *, skip_locked: bool) -> Prepared:
         )
     else:
         chosen = messages.c.id.in_(candidates.scalar_subquery())
-    return Prepared(
+    return (
         update(messages)
         .where(chosen)
         .values(
@@ -143,7 +143,14 @@ def _claim_statement(which: Any, *, skip_locked: bool) -> Prepared:
             needs_reconcile=case((messages.c.status == "sending", True), else_=messages.c.needs_reconcile),
             status_changed_at=now,
         )
-        .returning(messages.c.id, messages.c.attempts, messages.c.needs_reconcile)
+    )
+
+
+def _claim_statement(which: Any, *, skip_locked: bool) -> Prepared:
+    return Prepared(
+        _claim_update(which, skip_locked=skip_locked).returning(
+            messages.c.id, messages.c.attempts, messages.c.needs_reconcile
+        )
     )
 
 
@@ -185,8 +192,45 @@ async def claim_due_messages(
             if len(claimed) >= limit:
                 break
             rows = (await statement.execute(connection, parameters | {"limit": limit - len(claimed)})).all()
-            claimed.extend(ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile)) for row in rows)
+            claimed.extend(_claimed(row) for row in rows)
     return claimed
+
+
+async def claim_jobs(
+    connection: AsyncConnection,
+    worker: str,
+    now: dt.datetime,
+    *,
+    limit: int,
+    lease_seconds: float,
+    expired_leases: bool = True,
+) -> list[tuple[ClaimedMessage, DeliveryJob]]:
+    """`claim_due_messages`, with each claimed message's job (`load_job`). On PostgreSQL the claim of
+    queued messages and their jobs are one statement: a round trip per claim, not one per message."""
+    if connection.dialect.name != "postgresql":
+        claimed = await claim_due_messages(
+            connection, worker, now, limit=limit, lease_seconds=lease_seconds, expired_leases=expired_leases
+        )
+        return [(message, await load_job(connection, message.id)) for message in claimed]
+    parameters: dict[str, Any] = {
+        "now": now,
+        "worker": worker,
+        "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
+    }
+    jobs: list[tuple[ClaimedMessage, DeliveryJob]] = []
+    async with claim_plan(connection):
+        if expired_leases:  # seldom any: their jobs are read one by one
+            taken_over = _CLAIMS_SKIPPING_LOCKED[0]
+            for row in await taken_over.execute(connection, parameters | {"limit": limit}):
+                jobs.append((_claimed(row), await load_job(connection, row.id)))
+        if len(jobs) < limit:
+            rows = await _CLAIM_QUEUED_JOBS.execute(connection, parameters | {"limit": limit - len(jobs)})
+            jobs.extend((_claimed(row), _job(row)) for row in rows)
+    return jobs
+
+
+def _claimed(row: Any) -> ClaimedMessage:
+    return ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile))
 
 
 @contextlib.asynccontextmanager
@@ -219,15 +263,17 @@ async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
 
 
-_EARLIER = messages.alias("earlier")
-_JOB = Prepared(
-    select(
-        messages,
+def _job_query(message: Any) -> Select[Any]:
+    """A message's row (`message`: the table, or the claim's CTE) with what its delivery needs of its
+    order and attachment, and whether the buyer wrote in the conversation before it."""
+    earlier = messages.alias("earlier")
+    return select(
+        message,
         exists()
         .where(
-            _EARLIER.c.conversation_id == messages.c.conversation_id,
-            _EARLIER.c.direction == "inbound",
-            _EARLIER.c.conversation_sequence < messages.c.conversation_sequence,
+            earlier.c.conversation_id == message.c.conversation_id,
+            earlier.c.direction == "inbound",
+            earlier.c.conversation_sequence < message.c.conversation_sequence,
         )
         .label("buyer_wrote_first"),
         orders.c.external_order_id,
@@ -239,16 +285,28 @@ _JOB = Prepared(
         orders.c.delivery_to_hour,
         attachments.c.name.label("attachment_name"),
         attachments.c.extension.label("attachment_extension"),
+    ).select_from(
+        message.join(orders, message.c.order_id == orders.c.id).outerjoin(
+            attachments, message.c.attachment_id == attachments.c.id
+        )
     )
-    .select_from(messages.join(orders, messages.c.order_id == orders.c.id).outerjoin(attachments))
-    .where(messages.c.id == bindparam("message_id"))
-)
+
+
+_JOB = Prepared(_job_query(messages).where(messages.c.id == bindparam("message_id")))
+
+# PostgreSQL: the claim of queued messages and their jobs in one statement (the claim as a
+# data-modifying CTE, whose RETURNING rows are the claimed messages as updated).
+_CLAIMED = _claim_update(_queued_due, skip_locked=True).returning(*messages.c).cte("claimed")
+_CLAIM_QUEUED_JOBS = Prepared(_job_query(_CLAIMED).order_by(_CLAIMED.c.next_attempt_at, _CLAIMED.c.id))
 
 
 async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
     """The message with its order, its attachment's name, and whether the buyer wrote first (one
     statement: a delivery on PostgreSQL is a handful of round trips, docs/performance.md)."""
-    row = (await _JOB.execute(connection, {"message_id": message_id})).one()
+    return _job((await _JOB.execute(connection, {"message_id": message_id})).one())
+
+
+def _job(row: Any) -> DeliveryJob:
     window = (
         DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
         if row.delivery_date
