@@ -103,7 +103,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--expected-rps",
         type=float,
-        default=3000.0,
+        default=6000.0,
         help="sizes the order pools: requests/s no target exceeds",
     )
     parser.add_argument(

@@ -1,6 +1,7 @@
 """Grouped writes on SQLite (`Database.transaction(write=True, grouped=True)`, used by sends):
-simultaneous ones share one commit, each returns only once its work is committed, a failing one
-undoes only its own work, and a commit that fails fails every member of the group."""
+simultaneous ones share one commit, each returns only once its work is committed, one refused
+before it changed anything leaves the others be, one that fails after changing rows fails its whole
+group, and a commit that fails fails every member of the group. Nothing failed is ever kept."""
 
 from __future__ import annotations
 
@@ -52,8 +53,12 @@ async def bodies(database: Database) -> list[str]:
         return sorted((await connection.execute(select(notes.c.body))).scalars())
 
 
-async def grouped_insert(database: Database, body: str, *, fail: bool = False) -> None:
+async def grouped_insert(
+    database: Database, body: str, *, fail: bool = False, refuse_first: bool = False
+) -> None:
     async with database.transaction(write=True, grouped=True) as connection:
+        if refuse_first:  # as a send refused by its checks: before any write
+            raise Refused(body)
         await INSERT.execute(connection, {"body": body})
         if fail:
             raise Refused(body)
@@ -68,14 +73,33 @@ async def test_simultaneous_writes_share_commits_and_all_land(database, statemen
     assert statements.count("BEGIN IMMEDIATE") == commits
 
 
-async def test_a_failing_write_undoes_only_its_own_work(database):
+async def test_a_write_refused_before_changing_anything_leaves_the_others_be(database):
     results = await asyncio.gather(
-        *(grouped_insert(database, f"n{number}", fail=number % 3 == 0) for number in range(9)),
+        *(grouped_insert(database, f"n{number}", refuse_first=number % 3 == 0) for number in range(9)),
         return_exceptions=True,
     )
 
     assert [type(result).__name__ for result in results] == ["Refused", "NoneType", "NoneType"] * 3
     assert await bodies(database) == sorted(f"n{number}" for number in range(9) if number % 3)
+
+
+async def test_a_write_failing_after_changing_rows_fails_its_group_and_keeps_nothing(database):
+    # Its rows cannot be told from the others': the group's transaction is rolled back, and every
+    # member that had not answered fails with it. Nothing of the group is kept; the next group is fine.
+    results = await asyncio.gather(
+        *(grouped_insert(database, f"n{number}", fail=number == 4) for number in range(9)),
+        return_exceptions=True,
+    )
+    failed = [number for number, result in enumerate(results) if isinstance(result, Exception)]
+    kept = await bodies(database)
+
+    assert isinstance(results[4], Refused)
+    assert all(isinstance(results[number], (Refused, OperationalError)) for number in failed)
+    assert 4 in failed
+    assert len(failed) > 1  # its group's other members failed with it
+    assert kept == sorted(f"n{number}" for number in range(9) if number not in failed)
+    await grouped_insert(database, "after")
+    assert await bodies(database) == sorted([*kept, "after"])
 
 
 async def test_a_write_returns_only_once_committed(database):
