@@ -181,11 +181,7 @@ async def claim_due_messages(
     queued ones."""
     both = _CLAIMS_SKIPPING_LOCKED if connection.dialect.name == "postgresql" else _CLAIMS
     statements = both if expired_leases else both[1:]
-    parameters: dict[str, Any] = {
-        "now": now,
-        "worker": worker,
-        "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
-    }
+    parameters = _claim_parameters(worker, now, lease_seconds)
     claimed: list[ClaimedMessage] = []
     async with claim_plan(connection):
         for statement in statements:
@@ -212,11 +208,7 @@ async def claim_jobs(
             connection, worker, now, limit=limit, lease_seconds=lease_seconds, expired_leases=expired_leases
         )
         return [(message, await load_job(connection, message.id)) for message in claimed]
-    parameters: dict[str, Any] = {
-        "now": now,
-        "worker": worker,
-        "lease_expires_at": now + dt.timedelta(seconds=lease_seconds),
-    }
+    parameters = _claim_parameters(worker, now, lease_seconds)
     jobs: list[tuple[ClaimedMessage, DeliveryJob]] = []
     async with claim_plan(connection):
         if expired_leases:  # seldom any: their jobs are read one by one
@@ -228,6 +220,10 @@ async def claim_jobs(
             due_order = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
             jobs.extend((_claimed(row), _job(row)) for row in due_order)
     return jobs
+
+
+def _claim_parameters(worker: str, now: dt.datetime, lease_seconds: float) -> dict[str, Any]:
+    return {"now": now, "worker": worker, "lease_expires_at": now + dt.timedelta(seconds=lease_seconds)}
 
 
 def _claimed(row: Any) -> ClaimedMessage:
