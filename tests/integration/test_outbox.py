@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -295,3 +296,60 @@ async def test_the_jobs_of_a_claim_are_read_without_a_sort_or_jit(database):
     assert "Sort" not in plan  # PostgreSQL: no Sort or Incremental Sort node
     assert "TEMP B-TREE" not in plan  # SQLite: no sorter
     assert jit in (None, "off")
+
+
+async def test_a_batch_of_outcomes_is_recorded_each_as_alone(client, database):
+    # record_outcomes writes a batch (on PostgreSQL, those setting the same columns in one round
+    # trip): each outcome is fenced by its own lease, and the answers come back in order.
+    sent_id, lost_id, retry_id, also_sent_id = await queued_messages(client, database, 4)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    await claim(database, "owner", at=now, limit=100)
+    await claim(database, "thief", at=now + dt.timedelta(seconds=31), limit=100)  # takes all four over
+    async with database.transaction(write=True) as connection:  # give three back to "owner"
+        await connection.execute(
+            messages.update()
+            .where(messages.c.id.in_([sent_id, retry_id, also_sent_id]))
+            .values(lease_owner="owner")
+        )
+    sent = outbox.Outcome(
+        status="sent", attempt_outcome="sent", route="action_guide", marketplace_message_id="s1"
+    )
+    retry = outbox.Outcome(
+        status="queued",
+        attempt_outcome="retry",
+        route="action_guide",
+        next_attempt_at=now,
+        error_code="timeout",
+    )
+    attempts = [
+        outbox.FinishedAttempt(sent_id, "owner", 2, sent, now, now),
+        outbox.FinishedAttempt(lost_id, "owner", 2, sent, now, now),
+        outbox.FinishedAttempt(retry_id, "owner", 2, retry, now, now),
+        outbox.FinishedAttempt(
+            also_sent_id, "owner", 2, replace(sent, marketplace_message_id="s2"), now, now
+        ),
+    ]
+    async with database.transaction(write=True) as connection:
+        kept = await outbox.record_outcomes(connection, attempts)
+        statuses = dict(
+            (
+                await connection.execute(
+                    select(messages.c.id, messages.c.status).where(
+                        messages.c.id.in_([sent_id, lost_id, retry_id, also_sent_id])
+                    )
+                )
+            ).all()
+        )
+        recorded = dict(
+            (
+                await connection.execute(
+                    select(delivery_attempts.c.message_id, delivery_attempts.c.outcome).where(
+                        delivery_attempts.c.worker == "owner"
+                    )
+                )
+            ).all()
+        )
+
+    assert kept == [True, False, True, True]
+    assert statuses == {sent_id: "sent", lost_id: "sending", retry_id: "queued", also_sent_id: "sent"}
+    assert recorded == {sent_id: "sent", lost_id: "lease_lost", retry_id: "retry", also_sent_id: "sent"}

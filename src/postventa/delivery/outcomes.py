@@ -22,19 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.store import outbox
 from postventa.store.engine import Database
-from postventa.store.outbox import Outcome
+from postventa.store.outbox import FinishedAttempt, Outcome
 
 
 @dataclass(frozen=True)
 class _Finished:
     """One attempt's outcome, waiting to be written."""
 
-    message_id: int
-    worker: str
-    attempt: int
-    outcome: Outcome
-    started: dt.datetime
-    finished: dt.datetime
+    attempt: FinishedAttempt
     written: asyncio.Future[bool]
 
 
@@ -59,7 +54,8 @@ class OutcomeRecorder:
         committed; raises if it could not be written."""
         loop = asyncio.get_running_loop()
         written: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append(_Finished(message_id, worker, attempt, outcome, started, finished, written))
+        finished_attempt = FinishedAttempt(message_id, worker, attempt, outcome, started, finished)
+        self._waiting.append(_Finished(finished_attempt, written))
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_waiting())
         # Shielded: a caller cancelled at shutdown leaves its outcome to be written all the same.
@@ -78,7 +74,8 @@ class OutcomeRecorder:
                 continue
             try:
                 async with self.database.transaction(write=True) as connection:
-                    kept = [await _write(connection, finished) for finished in batch]
+                    # On PostgreSQL the batch's outcomes go in one round trip (outbox.record_outcomes).
+                    kept = await outbox.record_outcomes(connection, [finished.attempt for finished in batch])
             except Exception:  # one of them, or the commit: each on its own, so only a bad one fails
                 for finished in batch:
                     await self._write_alone(finished)
@@ -97,15 +94,8 @@ class OutcomeRecorder:
 
 
 async def _write(connection: AsyncConnection, finished: _Finished) -> bool:
-    return await outbox.record_outcome(
-        connection,
-        finished.message_id,
-        finished.worker,
-        finished.attempt,
-        finished.outcome,
-        finished.started,
-        finished.finished,
-    )
+    [kept] = await outbox.record_outcomes(connection, [finished.attempt])
+    return kept
 
 
 def _settle(

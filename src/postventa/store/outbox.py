@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,6 +347,49 @@ async def known_marketplace_ids(connection: AsyncConnection, account_id: int) ->
     return {str(value) for value in rows.scalars()}
 
 
+@dataclass(frozen=True)
+class FinishedAttempt:
+    """An attempt to record: the message, the worker that held it, and how the attempt ended."""
+
+    message_id: int
+    worker: str
+    attempt: int
+    outcome: Outcome
+    started: dt.datetime
+    finished: dt.datetime
+
+
+async def record_outcomes(connection: AsyncConnection, attempts: Sequence[FinishedAttempt]) -> list[bool]:
+    """`record_outcome` for each attempt, in order; on PostgreSQL the outcomes that set the same
+    columns go in one round trip (the usual batch: all sent)."""
+    if connection.dialect.name != "postgresql":
+        return [
+            await record_outcome(
+                connection,
+                done.message_id,
+                done.worker,
+                done.attempt,
+                done.outcome,
+                done.started,
+                done.finished,
+            )
+            for done in attempts
+        ]
+    kept: dict[int, bool] = {}
+    by_columns: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+    for index, done in enumerate(attempts):
+        columns, new_values, attempt_row = _outcome_parameters(
+            done.message_id, done.worker, done.attempt, done.outcome, done.started, done.finished
+        )
+        by_columns.setdefault(columns, []).append((index, new_values | attempt_row))
+    for columns, group in by_columns.items():
+        rows = await _outcome_with_attempt(columns).fetch_each(
+            connection, [values for _index, values in group]
+        )
+        kept.update((index, bool(row.kept)) for (index, _values), row in zip(group, rows, strict=True))
+    return [kept[index] for index in range(len(attempts))]
+
+
 async def record_outcome(
     connection: AsyncConnection,
     message_id: int,
@@ -357,6 +400,23 @@ async def record_outcome(
     now: dt.datetime,
 ) -> bool:
     """Record the attempt and its effect on the message; False when the lease was lost meanwhile."""
+    columns, new_values, attempt_row = _outcome_parameters(message_id, worker, attempt, outcome, started, now)
+    fence = {"message_id": message_id, "worker": worker}
+    if connection.dialect.name == "postgresql":  # one round trip instead of two
+        row = (await _outcome_with_attempt(columns).execute(connection, new_values | attempt_row)).one()
+        return bool(row.kept)
+    result = await _outcome_update(columns).execute(connection, fence | new_values)
+    kept = result.rowcount == 1
+    await _INSERT_ATTEMPT.execute(
+        connection, attempt_row | {"outcome": outcome.attempt_outcome if kept else "lease_lost"}
+    )
+    return kept
+
+
+def _outcome_parameters(
+    message_id: int, worker: str, attempt: int, outcome: Outcome, started: dt.datetime, now: dt.datetime
+) -> tuple[tuple[str, ...], dict[str, Any], dict[str, Any]]:
+    """The columns an outcome sets, their new values (`new_<column>`), and its attempt's row."""
     values: dict[str, Any] = {
         "status": outcome.status,
         "status_changed_at": now,
@@ -380,7 +440,6 @@ async def record_outcome(
     if outcome.next_route is not None:
         values["route"] = outcome.next_route
     columns = tuple(sorted(values))
-    fence = {"message_id": message_id, "worker": worker}
     new_values = {f"new_{name}": value for name, value in values.items()}
     attempt_row = {
         "message_id": message_id,
@@ -393,15 +452,7 @@ async def record_outcome(
         "error_code": outcome.error_code,
         "error_message": outcome.error_message,
     }
-    if connection.dialect.name == "postgresql":  # one round trip instead of two
-        row = (await _outcome_with_attempt(columns).execute(connection, new_values | attempt_row)).one()
-        return bool(row.kept)
-    result = await _outcome_update(columns).execute(connection, fence | new_values)
-    kept = result.rowcount == 1
-    await _INSERT_ATTEMPT.execute(
-        connection, attempt_row | {"outcome": outcome.attempt_outcome if kept else "lease_lost"}
-    )
-    return kept
+    return columns, new_values, attempt_row
 
 
 def _fenced_update(columns: tuple[str, ...]) -> Update:

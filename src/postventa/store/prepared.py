@@ -157,6 +157,28 @@ class Prepared:
             raise _as_sqlalchemy_error(dialect, adapter, form.sql, values, error) from error
         return PreparedRows(_rows(form, records), len(records))
 
+    async def fetch_each(self, connection: AsyncConnection, many: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The statement once per parameter set, each returning exactly one row: those rows, in order.
+
+        On PostgreSQL the executions are pipelined in one round trip (asyncpg's `fetchmany`); elsewhere
+        they run one after another.
+        """
+        adapter = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        if not isinstance(adapter, AsyncAdapt_asyncpg_connection) or len(many) < 2:
+            return [(await self.execute(connection, parameters)).one() for parameters in many]
+        bound = [self._bound(connection.dialect, parameters) for parameters in many]
+        form = bound[0][0]
+        asyncpg: Any = adapter._connection
+        try:
+            if adapter._transaction is None:
+                await adapter._start_transaction()  # type: ignore[no-untyped-call]
+            records = await asyncpg.fetchmany(form.sql, [values for _form, values in bound])
+        except Exception as error:
+            raise _as_sqlalchemy_error(connection.dialect, adapter, form.sql, bound[0][1], error) from error
+        if len(records) != len(many):
+            raise LookupError(f"expected one row per execution, got {len(records)} for {len(many)}")
+        return _rows(form, records)
+
     def _bound(self, dialect: Dialect, parameters: Mapping[str, Any]) -> tuple[_Form, list[Any]]:
         form = self._forms.get(dialect.name) or self._compile(dialect)
         given = {**form.literals, **parameters} if form.literals else parameters
