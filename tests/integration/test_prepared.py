@@ -132,3 +132,28 @@ def test_on_sqlite_the_insert_runs_without_returning():
     statement = Prepared.inserting(insert(accounts).values(name=bindparam("name")), accounts.c.id)
     assert "RETURNING" not in statement._compile(sqlite.dialect()).sql
     assert "RETURNING" in statement._compile(postgresql.dialect()).sql
+
+
+async def test_statements_commit_each_on_its_own_on_postgresql(database):
+    # Database.statements(): on PostgreSQL each statement commits by itself (no BEGIN, no COMMIT);
+    # on SQLite it is a write transaction, committed when the block ends.
+    statement = Prepared.inserting(
+        insert(accounts).values(
+            name=bindparam("name"), created_at=bindparam("created_at", type_=accounts.c.created_at.type)
+        ),
+        accounts.c.id,
+    )
+    async with database.statements() as connection:
+        new_id = (
+            (await statement.execute(connection, {"name": "autocommitted", "created_at": utc_now()})).one().id
+        )
+        async with database.transaction() as other:
+            seen_inside = (
+                await other.execute(select(accounts.c.id).where(accounts.c.id == new_id))
+            ).first() is not None
+    async with database.transaction() as other:
+        seen_after = (
+            await other.execute(select(accounts.c.id).where(accounts.c.id == new_id))
+        ).first() is not None
+    assert seen_inside is (not database.is_sqlite)
+    assert seen_after

@@ -73,8 +73,9 @@ class OutcomeRecorder:
                 await self._write_alone(batch[0])
                 continue
             try:
-                async with self.database.transaction(write=True) as connection:
-                    # On PostgreSQL the batch's outcomes go in one round trip (outbox.record_outcomes).
+                # Each outcome is one statement on PostgreSQL, whole by itself: no transaction around
+                # them, and the batch's go in one round trip (outbox.record_outcomes).
+                async with self.database.statements() as connection:
                     kept = await outbox.record_outcomes(connection, [finished.attempt for finished in batch])
             except Exception:  # one of them, or the commit: each on its own, so only a bad one fails
                 for finished in batch:
@@ -85,7 +86,7 @@ class OutcomeRecorder:
 
     async def _write_alone(self, finished: _Finished) -> None:
         try:
-            async with self.database.transaction(write=True) as connection:
+            async with self.database.statements() as connection:
                 kept = await _write(connection, finished)
         except Exception as error:
             _settle(finished.written, error=error)

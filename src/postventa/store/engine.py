@@ -100,6 +100,19 @@ class Database:
         async with self.engine.connect() as connection, connection.begin():
             yield connection
 
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each commit on their own (PostgreSQL's autocommit): for
+        writes that are whole in one statement, it saves the transaction's `BEGIN` and `COMMIT`
+        round trips. A pipelined run of statements (`Prepared.fetch_each`) is still one implicit
+        transaction. On SQLite, a write transaction."""
+        if self.is_sqlite:
+            async with self.transaction(write=True) as connection:
+                yield connection
+            return
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
     def _writer_lock(self) -> sqlite_driver.WriterLock:
         assert self._writer is not None
         return self._writer.lock
