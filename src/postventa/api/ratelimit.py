@@ -53,23 +53,13 @@ class RateLimitState:
     retry_after_seconds: int  # -1 when allowed
 
     def headers(self) -> dict[str, str]:
-        """x-ratelimit-* as Alephee sends them, RateLimit-Policy and RateLimit as the IETF draft
-        (draft-ietf-httpapi-ratelimit-headers) writes them, and Retry-After on a refusal."""
-        headers = {
-            "x-ratelimit-limit": str(self.limit),
-            "x-ratelimit-remaining": str(self.remaining),
-            "x-ratelimit-reset": str(self.reset_seconds),
-            "x-ratelimit-retryafter": str(self.retry_after_seconds),
-            "ratelimit-policy": f'"{self.policy}";q={self.limit};w={self.window_seconds}',
-            "ratelimit": f'"{self.policy}";r={self.remaining};t={self.reset_seconds}',
-        }
-        if not self.allowed:
-            headers["retry-after"] = str(self.retry_after_seconds)
-        return headers
+        """`raw_headers()` as text: the headers of every response but an accepted send's."""
+        return {name.decode("latin-1"): value.decode("latin-1") for name, value in self.raw_headers()}
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """`headers()` as a response's raw header list (names in lower case), built directly: every
-        accepted send carries them (tests/unit/test_ratelimit_headers.py checks the two agree)."""
+        """x-ratelimit-* as Alephee sends them, RateLimit-Policy and RateLimit as the IETF draft
+        (draft-ietf-httpapi-ratelimit-headers) writes them, and Retry-After on a refusal: a
+        response's raw header list (names in lower case), as every accepted send carries it."""
         limit, remaining, reset = str(self.limit), str(self.remaining), str(self.reset_seconds)
         policy = self.policy
         raw = [
