@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from postventa.delivery import worker as worker_module
+from postventa.delivery.worker import DeliveryWorker
 from postventa.domain.sites import Site
+from postventa.meli.client import MeliClient
 from postventa.store import outbox
+from postventa.store.engine import Database
 from postventa.store.links import MarketplaceLink, save_link
-from postventa.store.tables import delivery_attempts, messages
+from postventa.store.tables import delivery_attempts, messages, orders
+from tests.conftest import POSTGRES_ADMIN_URL, fresh_database_url
 from tests.factories import buyer_replies, make_order, make_tenant
 
 SELLERS = iter(range(900_000_000, 999_999_999))
@@ -353,3 +360,175 @@ async def test_a_batch_of_outcomes_is_recorded_each_as_alone(client, database):
     assert kept == [True, False, True, True]
     assert statuses == {sent_id: "sent", lost_id: "sending", retry_id: "queued", also_sent_id: "sent"}
     assert recorded == {sent_id: "sent", lost_id: "lease_lost", retry_id: "retry", also_sent_id: "sent"}
+
+
+async def lease_of(database, message_id: int) -> tuple[str | None, dt.datetime | None]:
+    async with database.transaction() as connection:
+        row = (
+            await connection.execute(
+                select(messages.c.lease_owner, messages.c.lease_expires_at).where(messages.c.id == message_id)
+            )
+        ).one()
+    return row.lease_owner, row.lease_expires_at
+
+
+async def test_a_lease_is_renewed_only_by_its_holder(client, database):
+    [message_id] = await queued_messages(client, database, 1)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    await claim(database, "holder", at=now, limit=100, lease=30)
+    later = now + dt.timedelta(seconds=200)
+
+    async with outbox.queue_statements(database) as connection:
+        by_holder = await outbox.renew_lease(connection, message_id, "holder", later)
+        by_other = await outbox.renew_lease(connection, message_id, "other", later + dt.timedelta(days=1))
+
+    assert (by_holder, by_other) == (True, False)
+    assert await lease_of(database, message_id) == ("holder", later)
+
+
+async def test_a_message_that_waited_long_for_a_slot_has_its_lease_renewed_before_its_attempt(
+    client, database
+):
+    # The worker claims messages ahead of free slots (delivery/worker.py); one that waited
+    # CLAIMED_AHEAD_RENEWAL_SECONDS gets a whole lease for its attempt, and one whose lease another
+    # worker took meanwhile is not attempted at all: Mercado Libre must not get it twice.
+    kept_id, lost_id = await queued_messages(client, database, 2)
+    worker = DeliveryWorker(database, MeliClient("http://127.0.0.1:9"), lease_seconds=300)
+    async with outbox.queue_statements(database) as connection:
+        claimed = {
+            message.id: (message, job)
+            for message, job in await outbox.claim_jobs(
+                connection,
+                worker.worker_id,
+                worker.clock() + dt.timedelta(seconds=1),
+                limit=10,
+                lease_seconds=30,
+            )
+        }
+    now_loop = asyncio.get_running_loop().time()
+    _, claimed_lease = await lease_of(database, kept_id)
+
+    assert await worker._lease_renewed_if_waited(claimed[kept_id][0], now_loop)  # waited no time
+    assert await lease_of(database, kept_id) == (worker.worker_id, claimed_lease)  # not renewed
+
+    waited = now_loop - worker_module.CLAIMED_AHEAD_RENEWAL_SECONDS
+    assert await worker._lease_renewed_if_waited(claimed[kept_id][0], waited)
+    owner, renewed_lease = await lease_of(database, kept_id)
+    assert owner == worker.worker_id
+    assert renewed_lease > claimed_lease + dt.timedelta(seconds=200)
+
+    async with database.transaction(write=True) as connection:  # its lease ran out; another took it
+        await connection.execute(
+            messages.update().where(messages.c.id == lost_id).values(lease_owner="other")
+        )
+    await worker.deliver(*claimed[lost_id], claimed_at=waited)
+    async with database.transaction() as connection:
+        attempts = (
+            await connection.execute(
+                select(delivery_attempts.c.id).where(delivery_attempts.c.message_id == lost_id)
+            )
+        ).all()
+    assert attempts == []  # not attempted, and nothing recorded over the new holder
+    assert (await lease_of(database, lost_id))[0] == "other"
+
+
+@pytest.fixture
+async def postgres_database(postgres_available: bool, tmp_path: Path) -> AsyncIterator[Database]:
+    """A new PostgreSQL database of this test's own, whatever the backend of the run."""
+    if not postgres_available:
+        pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
+    async with fresh_database_url(POSTGRES_ADMIN_URL, tmp_path, "plans") as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
+
+
+def _sql_literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _cached_plans(connection, statements: dict[str, tuple[outbox.Prepared, dict]]) -> dict[str, str]:
+    """The plan PostgreSQL caches for each prepared statement, as EXPLAIN EXECUTE shows it."""
+    plans = {}
+    for name, (statement, parameters) in statements.items():
+        form, values = statement._bound(connection.dialect, parameters)
+        prepared = (
+            await connection.exec_driver_sql("SELECT 1 FROM pg_prepared_statements WHERE name = $1", (name,))
+        ).first()
+        if prepared is None:
+            await connection.exec_driver_sql(f"PREPARE {name} AS {form.sql}")
+        arguments = ", ".join(_sql_literal(value) for value in values)
+        plans[name] = str(
+            (await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({arguments})")).scalar()
+        )
+    return plans
+
+
+async def test_the_worker_plans_made_on_an_empty_queue_stay_right_for_a_full_one(postgres_database):
+    """The worker's claims and outcomes run with generic plans (outbox.QUEUE_SESSION_SETTINGS), made
+    once from the statistics of the moment: on an empty queue, PostgreSQL chose sequential scans and
+    hash joins, 4.9 ms a claim once 10,000 were queued. Under the queue's planner settings a plan made
+    on an empty queue walks the indexes, and still does when thousands are queued."""
+    database = postgres_database
+    tenant = await linked_tenant(database)
+    order_id = await make_order(database, tenant, ExternalOrderId=str(next(SELLERS)))
+    reply_id = await buyer_replies(database, order_id)
+    async with database.transaction(write=True) as connection:
+        for table in ("messages", "orders", "delivery_attempts"):  # the statistics stay as they are now
+            await connection.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            await connection.exec_driver_sql(f"ANALYZE {table}")
+    now = dt.datetime.now(dt.UTC)
+    sent = outbox.Outcome(
+        status="sent", attempt_outcome="sent", route="action_guide", marketplace_message_id="m"
+    )
+    columns, new_values, attempt_row = outbox._outcome_parameters(reply_id, "w", 1, sent, now, now)
+    statements = {
+        "claim": (outbox._CLAIM_QUEUED_JOBS, outbox._claim_parameters("w", now, 30) | {"limit": 8}),
+        "outcome": (outbox._outcome_with_attempt(columns), new_values | attempt_row),
+    }
+    plain_settings = {"plan_cache_mode": "force_generic_plan"}
+    async with (
+        outbox.queue_statements(database) as queue_connection,
+        database.statements(settings=plain_settings) as plain_connection,
+    ):
+        await _cached_plans(queue_connection, statements)  # made now, on an empty queue
+        await _cached_plans(plain_connection, statements)
+        async with database.transaction(write=True) as connection:  # then 3,000 orders queue a message
+            await connection.exec_driver_sql(
+                f"INSERT INTO orders ({', '.join(_ORDER_COPIED)}, external_order_id) "
+                f"SELECT {', '.join(_ORDER_COPIED)}, external_order_id || '-' || n "
+                f"FROM orders, generate_series(1, 3000) AS n WHERE id = {order_id}"
+            )
+            await connection.exec_driver_sql(
+                f"INSERT INTO messages ({', '.join(_COPIED)}, direction, status, order_id, next_attempt_at, "
+                "conversation_sequence) "
+                f"SELECT {', '.join('m.' + name for name in _COPIED)}, 'outbound', 'queued', o.id, "
+                "m.created_at, o.id FROM messages AS m, orders AS o "
+                f"WHERE m.id = {reply_id} AND o.id <> {order_id}"
+            )
+        queue_plans = await _cached_plans(queue_connection, statements)
+        plain_plans = await _cached_plans(plain_connection, statements)
+
+    for name, plan in queue_plans.items():
+        assert "Seq Scan" not in plan, name
+        assert "Hash Join" not in plan, name
+        assert "Merge Join" not in plan, name
+        assert "Sort" not in plan, name
+    # Without the settings the same generic plans scan the whole queue: what the settings are for.
+    assert "Seq Scan" in plain_plans["claim"]
+
+
+_ORDER_COPIED = [column.name for column in orders.c if column.name not in ("id", "external_order_id")]
+_COPIED = [
+    name
+    for name in (column.name for column in messages.c)
+    if name not in ("id", "direction", "status", "order_id", "next_attempt_at", "conversation_sequence")
+]

@@ -157,3 +157,24 @@ async def test_statements_commit_each_on_its_own_on_postgresql(database):
         ).first() is not None
     assert seen_inside is (not database.is_sqlite)
     assert seen_after
+
+
+async def test_statements_with_settings_run_in_sessions_of_their_own(database):
+    # Database.statements(settings=...): on PostgreSQL the connection's session has the settings
+    # from its start, and connections of the main pool never get them; on SQLite there is no such
+    # setting, and it is the same write transaction as without.
+    settings = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+    show = "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan')"
+    async with database.statements(settings=settings) as connection:
+        if not database.is_sqlite:
+            assert connection.sync_connection.get_execution_options()["session_settings"] == settings
+            assert tuple((await connection.exec_driver_sql(show)).one()) == ("force_generic_plan", "off")
+        else:
+            assert (await connection.exec_driver_sql("SELECT 1")).scalar() == 1
+    if database.is_sqlite:
+        return
+    for _ in range(database._pool_size + 1):  # every connection the main pool holds
+        async with database.statements() as connection:
+            assert tuple((await connection.exec_driver_sql(show)).one()) == ("auto", "on")
+        async with database.transaction() as connection:
+            assert tuple((await connection.exec_driver_sql(show)).one()) == ("auto", "on")

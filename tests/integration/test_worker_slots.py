@@ -1,5 +1,6 @@
 """The worker's slots: a delivery's slot is free for the next claim once its attempt is over, while
-its outcome is still being written; and claims wait while too many outcomes are pending."""
+its outcome is still being written; claims wait while too many outcomes are pending; messages
+claimed ahead of a free slot start as slots free, and are delivered before the worker stops."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 from postventa.delivery.worker import DeliveryWorker
 from postventa.meli.client import MeliClient
 from postventa.store import outbox
+from postventa.store.outbox import ClaimedMessage
 
 
 async def test_a_slot_is_free_once_the_attempt_is_over_and_the_task_is_awaited_until_recorded(database):
@@ -37,7 +39,7 @@ async def test_a_slot_is_free_once_the_attempt_is_over_and_the_task_is_awaited_u
     assert worker._recording == set()
 
 
-async def test_claims_wait_while_more_outcomes_than_slots_are_pending(database, monkeypatch):
+async def test_claims_wait_while_more_than_twice_as_many_outcomes_as_slots_are_pending(database, monkeypatch):
     claims: list[int] = []
 
     async def claim_jobs(connection, worker, now, *, limit, **_options):
@@ -47,15 +49,61 @@ async def test_claims_wait_while_more_outcomes_than_slots_are_pending(database, 
     monkeypatch.setattr(outbox, "claim_jobs", claim_jobs)
     worker = DeliveryWorker(database, MeliClient("http://127.0.0.1:9"), concurrency=2)
     never = asyncio.Event()
-    pending = [asyncio.create_task(never.wait()) for _ in range(3)]
+    pending = [asyncio.create_task(never.wait()) for _ in range(5)]
     worker._recording.update(pending)  # type: ignore[arg-type]
     try:
         await worker.run_once()
-        assert claims == []  # three outcomes pending for two slots: no claim
+        assert claims == []  # five outcomes pending for two slots: no claim
         pending.pop().cancel()
         worker._recording = set(pending)  # type: ignore[arg-type]
         await worker.run_once()
-        assert claims == [2]  # two pending: both slots are claimed for
+        assert claims == [4]  # four pending: both slots, and two ahead of them, are claimed for
     finally:
         for task in pending:
             task.cancel()
+
+
+async def test_messages_claimed_ahead_start_as_slots_free_and_are_delivered_before_stopping(
+    database, monkeypatch
+):
+    claims: list[int] = []
+    next_id = iter(range(1, 100))
+
+    async def claim_jobs(connection, worker, now, *, limit, **_options):
+        claims.append(limit)
+        return [(ClaimedMessage(next(next_id), 1, False), None) for _ in range(limit)]
+
+    monkeypatch.setattr(outbox, "claim_jobs", claim_jobs)
+    worker = DeliveryWorker(database, MeliClient("http://127.0.0.1:9"), concurrency=1)
+    started: list[int] = []
+    attempts_over = {message_id: asyncio.Event() for message_id in range(1, 100)}
+
+    async def deliver(claimed, job=None, *, claimed_at=None):  # the attempt, then its outcome
+        started.append(claimed.id)
+        await attempts_over[claimed.id].wait()
+        worker._attempt_over()
+
+    monkeypatch.setattr(worker, "deliver", deliver)
+
+    assert await worker.run_once() == 2  # one for the slot, one ahead of it
+    await asyncio.sleep(0)
+    assert started == [1]
+    assert [message.id for message, *_ in worker._ready] == [2]
+    assert await worker.run_once() == 0  # the slot busy and one ahead: nothing more wanted
+
+    attempts_over[1].set()
+    await asyncio.sleep(0.01)
+    assert started == [1, 2]  # started as the slot freed, without waiting for a claim
+    assert claims == [2]
+
+    assert await worker.run_once() == 1  # one ahead again
+    stop = asyncio.Event()
+    stop.set()
+    stopping = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.01)
+    assert not stopping.done()  # a claimed message is never left behind by a stop
+    attempts_over[2].set()
+    attempts_over[3].set()
+    await asyncio.wait_for(stopping, 5)
+    assert started == [1, 2, 3]
+    assert claims == [2, 1]

@@ -75,7 +75,7 @@ class OutcomeRecorder:
             try:
                 # Each outcome is one statement on PostgreSQL, whole by itself: no transaction around
                 # them, and the batch's go in one round trip (outbox.record_outcomes).
-                async with self.database.statements() as connection:
+                async with outbox.queue_statements(self.database) as connection:
                     kept = await outbox.record_outcomes(connection, [finished.attempt for finished in batch])
             except Exception:  # one of them, or the commit: each on its own, so only a bad one fails
                 for finished in batch:
@@ -86,7 +86,7 @@ class OutcomeRecorder:
 
     async def _write_alone(self, finished: _Finished) -> None:
         try:
-            async with self.database.statements() as connection:
+            async with outbox.queue_statements(self.database) as connection:
                 kept = await _write(connection, finished)
         except Exception as error:
             _settle(finished.written, error=error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,9 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        self._pool_size = pool_size
+        # Engines whose connections carry session settings (`statements(settings=...)`), by settings.
+        self._engines_with_settings: dict[frozenset[tuple[str, str]], AsyncEngine] = {}
 
     def transaction(
         self, *, write: bool = False, grouped: bool = False
@@ -101,17 +104,42 @@ class Database:
             yield connection
 
     @asynccontextmanager
-    async def statements(self) -> AsyncIterator[AsyncConnection]:
+    async def statements(
+        self, *, settings: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AsyncConnection]:
         """A connection whose statements each commit on their own (PostgreSQL's autocommit): for
         writes that are whole in one statement, it saves the transaction's `BEGIN` and `COMMIT`
         round trips. A pipelined run of statements (`Prepared.fetch_each`) is still one implicit
-        transaction. On SQLite, a write transaction."""
+        transaction. On SQLite, a write transaction.
+
+        `settings` (PostgreSQL): session settings the connection is opened with. Such connections
+        are a small pool of their own, so a setting meant for some statements never reaches the
+        others, and it costs no round trip (it travels in the connection's startup message). The
+        settings are in the connection's execution options, under "session_settings".
+        """
         if self.is_sqlite:
             async with self.transaction(write=True) as connection:
                 yield connection
             return
-        async with self.engine.connect() as connection:
-            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        engine = self.engine if not settings else self._engine_with(settings)
+        async with engine.connect() as connection:
+            yield await connection.execution_options(
+                isolation_level="AUTOCOMMIT", session_settings=dict(settings or {})
+            )
+
+    def _engine_with(self, settings: Mapping[str, str]) -> AsyncEngine:
+        key = frozenset(settings.items())
+        engine = self._engines_with_settings.get(key)
+        if engine is None:
+            # Two kept open: their one user so far, the delivery worker, claims and records outcomes
+            # one batch at a time each.
+            engine = self._engines_with_settings[key] = create_async_engine(
+                self.url,
+                pool_size=2,
+                max_overflow=self._pool_size,
+                connect_args={"server_settings": dict(settings)},
+            )
+        return engine
 
     def _writer_lock(self) -> sqlite_driver.WriterLock:
         assert self._writer is not None
@@ -197,6 +225,8 @@ class Database:
         writer, self._writer = self._writer, None
         if writer is not None and writer.connection is not None and writer.loop is asyncio.get_running_loop():
             await writer.connection.close()
+        for engine in self._engines_with_settings.values():
+            await engine.dispose()
         await self.engine.dispose()
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select, Update
 
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
+from postventa.store.engine import Database
 from postventa.store.prepared import Prepared
 from postventa.store.tables import (
     attachments,
@@ -230,26 +231,59 @@ def _claimed(row: Any) -> ClaimedMessage:
     return ClaimedMessage(row.id, row.attempts, bool(row.needs_reconcile))
 
 
+# The planner settings of the worker's statements on the queue. Each touches a few rows through an
+# index: the claim walks its index in order and stops at its limit, then reads each claimed
+# message's order and attachment by primary key; an outcome updates one message by primary key.
+# Those are the right plans whatever the statistics say, and the statistics are often wrong: a
+# burst of queued messages (or a bulk requeue) is not analyzed before the worker drains it. Believing
+# a few rows queued, PostgreSQL collected every queued row and sorted them (16.7 ms a claim with
+# 6,400 queued, against 0.6 ms); planning on an empty queue, it chose sequential scans of messages
+# and orders with hash joins (4.9 ms a claim with 10,000 queued, against 1.0 ms). So sorts,
+# sequential scans, hash and merge joins are discouraged, and just-in-time compilation, which is for
+# long analytical queries, is off (a plan whose cost the settings inflate was compiled otherwise,
+# for a third of a second, on every claim).
+QUEUE_PLANNER_SETTINGS = {
+    "enable_sort": "off",
+    "enable_seqscan": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "jit": "off",
+}
+# The worker's own connections for claims and outcomes (`queue_statements`) open their sessions with
+# them, and with generic plans: the worker runs the same few statements thousands of times, and
+# PostgreSQL planned the claim afresh each time (0.45 ms of its 1 ms), its cost depending on its
+# parameters. A generic plan is made once, from the statistics of that moment, which the settings
+# above make harmless (tests/integration/test_outbox.py).
+QUEUE_SESSION_SETTINGS = QUEUE_PLANNER_SETTINGS | {"plan_cache_mode": "force_generic_plan"}
+
+
+def queue_statements(database: Database) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+    """The worker's connection for claims and outcomes: each statement commits by itself
+    (`Database.statements`), in a session with QUEUE_SESSION_SETTINGS (PostgreSQL). A claim of
+    queued messages is then one round trip, where a transaction with its settings was four."""
+    return database.statements(settings=QUEUE_SESSION_SETTINGS)
+
+
 @contextlib.asynccontextmanager
 async def claim_plan(connection: AsyncConnection) -> AsyncIterator[None]:
-    """The planner's settings for the claim statements (PostgreSQL; nothing on SQLite).
-
-    PostgreSQL plans a claim from its statistics, which a burst of queued messages (or a bulk
-    requeue) leaves stale until the next ANALYZE: believing a few rows queued, it collected every
-    queued row and sorted them (16.7 ms a claim with 6,400 queued), where reading the claim's index
-    in order stops after `limit` rows (0.6 ms). Sorting is discouraged from here to the end of the
-    claim's transaction (`SET LOCAL`), which reads the claimed messages' jobs by their ids and sorts
-    nothing: turning it back on was one more round trip per claim. Just-in-time compilation is off
-    in the same round trip: it is for long analytical queries, and a plan whose cost the setting
-    above inflates would otherwise be compiled, for a third of a second, on every claim.
-    """
-    if connection.dialect.name == "postgresql":
-        await _NO_SORTING.execute(connection, {})
+    """QUEUE_PLANNER_SETTINGS from here to the end of the transaction (`SET LOCAL`, one round trip),
+    for claims run in a transaction of their own (PostgreSQL; nothing on SQLite, nor on a connection
+    whose session has them already: `queue_statements`). Not undone at the end of the block: the
+    rest of a claim's transaction reads jobs by their ids, and undoing was one more round trip."""
+    if connection.dialect.name == "postgresql" and not _has_planner_settings(connection):
+        await _SET_LOCAL_PLANNER_SETTINGS.execute(connection, {})
     yield
 
 
-# Two settings in one simple-query round trip (the statement has no parameters).
-_NO_SORTING = Prepared(text("SET LOCAL enable_sort = off; SET LOCAL jit = off"))
+def _has_planner_settings(connection: AsyncConnection) -> bool:
+    options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
+    return QUEUE_PLANNER_SETTINGS.items() <= (options.get("session_settings") or {}).items()
+
+
+# The settings in one simple-query round trip (the statement has no parameters).
+_SET_LOCAL_PLANNER_SETTINGS = Prepared(
+    text("; ".join(f"SET LOCAL {name} = {value}" for name, value in QUEUE_PLANNER_SETTINGS.items()))
+)
 
 
 async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
@@ -405,12 +439,20 @@ async def record_outcome(
     if connection.dialect.name == "postgresql":  # one round trip instead of two
         row = (await _outcome_with_attempt(columns).execute(connection, new_values | attempt_row)).one()
         return bool(row.kept)
-    result = await _outcome_update(columns).execute(connection, fence | new_values)
+    result = await _prepared_fenced_update(columns).execute(connection, fence | new_values)
     kept = result.rowcount == 1
     await _INSERT_ATTEMPT.execute(
         connection, attempt_row | {"outcome": outcome.attempt_outcome if kept else "lease_lost"}
     )
     return kept
+
+
+async def renew_lease(connection: AsyncConnection, message_id: int, worker: str, until: dt.datetime) -> bool:
+    """Extend the lease of a message this worker holds until `until`; False if it holds it no longer."""
+    parameters = {"message_id": message_id, "worker": worker, "new_lease_expires_at": until}
+    return (
+        await _prepared_fenced_update(("lease_expires_at",)).execute(connection, parameters)
+    ).rowcount == 1
 
 
 def _outcome_parameters(
@@ -470,7 +512,7 @@ def _fenced_update(columns: tuple[str, ...]) -> Update:
 
 
 @functools.cache
-def _outcome_update(columns: tuple[str, ...]) -> Prepared:
+def _prepared_fenced_update(columns: tuple[str, ...]) -> Prepared:
     return Prepared(_fenced_update(columns))
 
 
