@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -212,6 +213,58 @@ def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # After the command name: state is field 3, utime field 14 and stime field 15 (1-based).
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_SECOND
+
+
+def postgres_cpu_seconds() -> float:
+    """User plus system CPU time so far of every PostgreSQL process on the machine (the benchmarks
+    run alone on it: these are their databases' backends, and the server's own processes). A
+    backend that exits takes its time with it: measure across a phase whose connections stay."""
+    total = 0.0
+    for pid in postgres_pids():
+        with contextlib.suppress(OSError, IndexError):  # gone meanwhile
+            total += process_cpu_seconds(pid)
+    return total
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on the machine (the postmaster, its helpers, the backends)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:  # gone meanwhile
+            continue
+    return pids
+
+
+@contextlib.contextmanager
+def postgres_pinned(cpus: set[int] | None) -> Iterator[None]:
+    """PostgreSQL's processes on `cpus` for the block (new backends inherit it from the
+    postmaster), then on every CPU again. Nothing when `cpus` is None, or when not allowed to."""
+    if cpus is None:
+        yield
+        return
+    everywhere = set(usable_cpus())
+
+    def pin_all(to: set[int]) -> None:
+        for pid in postgres_pids():
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to pin
+                os.sched_setaffinity(pid, to)
+
+    pin_all(cpus)
+    try:
+        yield
+    finally:
+        pin_all(everywhere)
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all CPUs, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
+    return (total - idle) / CLOCK_TICKS_PER_SECOND, total / CLOCK_TICKS_PER_SECOND
 
 
 def process_memory_kib(pid: int) -> dict[str, int]:

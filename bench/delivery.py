@@ -47,7 +47,10 @@ from bench.common import (
     drop_postgres_database,
     free_port,
     load_average,
+    machine_cpu_seconds,
     new_token_key,
+    postgres_cpu_seconds,
+    postgres_pinned,
     postgres_reachable,
     ratio,
     run_cli,
@@ -68,6 +71,10 @@ from bench.seed import Tenant
 
 DEFAULT_WORKER_CONCURRENCY = 8
 TARGET_RATIO = 0.5
+# The emulator's capacity is measured before the drains of each concurrency and after them: the
+# machine's speed drifts (the emulator alone took 944 to 1,449 messages/s at 8 in flight in two
+# runs twenty minutes apart), and the mean of the two brackets the drains.
+CAPACITY_ROUNDS = (1, 2)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,6 +89,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="info", help="the worker's POSTVENTA_LOG_LEVEL (default info)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the processes to CPUs")
+    parser.add_argument(
+        "--postgres-anywhere",
+        action="store_true",
+        help="leave PostgreSQL on every CPU during the drains (by default it shares the worker's)",
+    )
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy every worker drain; collapsed stacks go here"
     )
@@ -121,7 +133,7 @@ class Plan:
     """What the emulator was asked to create before the measurements."""
 
     direct_token: str
-    direct_orders: dict[int, list[EmulatorOrder]]
+    direct_orders: dict[tuple[int, int], list[EmulatorOrder]]  # by (concurrency, round)
     worker_orders: dict[tuple[str, int], list[EmulatorOrder]]
     backend_sellers: dict[str, SellerCredentials]
     config: dict[str, Any]
@@ -133,7 +145,11 @@ async def plan_emulator(url: str, args: argparse.Namespace) -> Plan:
     try:
         config = await control.lift_rate_limits()
         direct_seller = await control.seller()
-        direct_orders = {c: await control.orders(direct_seller, args.messages) for c in args.concurrencies}
+        direct_orders = {
+            (c, measured): await control.orders(direct_seller, args.messages)
+            for c in args.concurrencies
+            for measured in CAPACITY_ROUNDS
+        }
         sellers = {backend: await control.seller() for backend in args.backends}
         worker_orders = {
             (backend, c): await control.orders(sellers[backend], args.messages)
@@ -181,12 +197,19 @@ def run_worker_phase(
         assert backend.tenant is not None
         profile_path = args.profile / f"{name}.txt" if args.profile is not None else None
         recorder = profile.start(worker.pid, None, profile_path) if profile_path is not None else None
-        worker_cpu, emulator_cpu = worker.cpu_seconds(), emulator.cpu_seconds()
-        first, last, committed = asyncio.run(
-            queue_messages(backend.url, token_key, backend.tenant.account_id, orders)
-        )
-        state = asyncio.run(watch_drain(backend.url, token_key, first, last, args.timeout, worker))
-        worker_cpu, emulator_cpu = worker.cpu_seconds() - worker_cpu, emulator.cpu_seconds() - emulator_cpu
+        pin_postgres = backend.name == "postgresql" and not args.postgres_anywhere
+        with postgres_pinned(worker_cpus if pin_postgres else None):
+            worker_cpu, emulator_cpu = worker.cpu_seconds(), emulator.cpu_seconds()
+            database_cpu, (machine_busy, machine_total) = postgres_cpu_seconds(), machine_cpu_seconds()
+            first, last, committed = asyncio.run(
+                queue_messages(backend.url, token_key, backend.tenant.account_id, orders)
+            )
+            state = asyncio.run(watch_drain(backend.url, token_key, first, last, args.timeout, worker))
+            worker_cpu = worker.cpu_seconds() - worker_cpu
+            emulator_cpu = emulator.cpu_seconds() - emulator_cpu
+            database_cpu = postgres_cpu_seconds() - database_cpu
+            busy_now, total_now = machine_cpu_seconds()
+        machine_busy, machine_total = busy_now - machine_busy, total_now - machine_total
         profiled = profile.finish(recorder, profile_path) if recorder and profile_path else None
     finally:
         worker.stop()
@@ -211,25 +234,41 @@ def run_worker_phase(
         "worker_cpu_ms_per_message": round(1000 * worker_cpu / sent, 2) if sent else None,
         "emulator_cpu_ms_per_message": round(1000 * emulator_cpu / sent, 2) if sent else None,
         "emulator_cpu_percent": round(100 * emulator_cpu / seconds, 1) if seconds > 0 else None,
+        # PostgreSQL's processes (its backends: the worker's, the benchmark's watcher's, the server's).
+        "postgres_cpu_ms_per_message": round(1000 * database_cpu / sent, 2)
+        if sent and backend.name == "postgresql"
+        else None,
+        # All CPUs together, over the drain and the moments around it (100% = every CPU busy).
+        "machine_cpu_busy_percent": round(100 * machine_busy / machine_total, 1) if machine_total else None,
         "load_average": load,
         "profile": profiled,
     }
 
 
 def run_direct_phase(
-    args: argparse.Namespace, concurrency: int, plan: Plan, emulator: Service, port: int, workdir: Path
+    args: argparse.Namespace,
+    concurrency: int,
+    measured: int,
+    plan: Plan,
+    emulator: Service,
+    port: int,
+    workdir: Path,
 ) -> dict[str, Any]:
     """The emulator's capacity: the same first messages posted straight to it."""
     client_cpus, _ = cpu_plan(not args.no_pin)
-    orders = plan.direct_orders[concurrency]
+    orders = plan.direct_orders[(concurrency, measured)]
     load = load_average()
     emulator_cpu = emulator.cpu_seconds()
+    machine_busy, machine_total = machine_cpu_seconds()
     spec = direct_client_spec(port, plan.direct_token, orders, concurrency)
     summary, _ = run_generator(spec, workdir, client_cpus, keep_latencies=False)
     emulator_cpu = emulator.cpu_seconds() - emulator_cpu
+    busy_now, total_now = machine_cpu_seconds()
+    machine_busy, machine_total = busy_now - machine_busy, total_now - machine_total
     return {
         "phase": "emulator_capacity",
         "concurrency": concurrency,
+        "round": measured,
         "messages": len(orders),
         "delivered": summary["statuses"].get("200", 0),
         "errors": summary["errors"],
@@ -240,8 +279,23 @@ def run_direct_phase(
         "client_cpu_percent": summary["cpu_percent"],
         "emulator_cpu_percent": round(100 * emulator_cpu / summary["seconds"], 1),
         "emulator_cpu_ms_per_message": round(1000 * emulator_cpu / max(summary["requests"], 1), 2),
+        "machine_cpu_busy_percent": round(100 * machine_busy / machine_total, 1) if machine_total else None,
         "load_average": load,
     }
+
+
+def measure_capacity(
+    args: argparse.Namespace,
+    concurrency: int,
+    measured: int,
+    plan: Plan,
+    emulator: Service,
+    port: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    phase = run_direct_phase(args, concurrency, measured, plan, emulator, port, workdir)
+    console.print(f"emulator alone, {concurrency} in flight: {phase['messages_per_second']:,.0f} msg/s")
+    return phase
 
 
 def prepare_backends(
@@ -267,12 +321,13 @@ def prepare_backends(
 
 
 def summarise(phases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each worker drain against the emulator's capacity at the same concurrency."""
-    capacity = {
-        phase["concurrency"]: phase["messages_per_second"]
-        for phase in phases
-        if phase["phase"] == "emulator_capacity"
-    }
+    """Each worker drain against the emulator's capacity at the same concurrency (the mean of its
+    measurements before and after the drains)."""
+    measured: dict[int, list[float]] = {}
+    for phase in phases:
+        if phase["phase"] == "emulator_capacity":
+            measured.setdefault(phase["concurrency"], []).append(phase["messages_per_second"])
+    capacity = {concurrency: sum(values) / len(values) for concurrency, values in measured.items()}
     comparisons = {}
     for phase in phases:
         if phase["phase"] != "worker":
@@ -280,7 +335,10 @@ def summarise(phases: list[dict[str, Any]]) -> dict[str, Any]:
         value = ratio(phase["messages_per_second"], capacity.get(phase["concurrency"], 0.0))
         comparisons[f"{phase['backend']}@{phase['concurrency']}"] = {
             "messages_per_second": phase["messages_per_second"],
-            "emulator_capacity": capacity.get(phase["concurrency"]),
+            "emulator_capacity": round(capacity[phase["concurrency"]], 1)
+            if phase["concurrency"] in capacity
+            else None,
+            "emulator_capacity_measured": measured.get(phase["concurrency"], []),
             "ratio": value,
             "target_at_least": TARGET_RATIO,
             "met": value is not None and value >= TARGET_RATIO and phase["delivered"] == phase["messages"],
@@ -300,6 +358,8 @@ def print_report(record: dict[str, Any]) -> None:
         "vs emulator",
         "worker/client CPU %",
         "emulator CPU %",
+        "PostgreSQL CPU ms/msg",
+        "machine CPU %",
     ):
         table.add_column(column, justify="left" if column in ("phase", "backend") else "right")
     for phase in record["phases"]:
@@ -309,7 +369,9 @@ def print_report(record: dict[str, Any]) -> None:
             colour = "green" if comparison["met"] else "red"
             ratio_text = f"[{colour}]{comparison['ratio']:.2f} (target ≥ {TARGET_RATIO})[/]"
         table.add_row(
-            "worker drain" if phase["phase"] == "worker" else "emulator alone",
+            "worker drain"
+            if phase["phase"] == "worker"
+            else f"emulator alone, {'before' if phase.get('round', 1) == 1 else 'after'}",
             phase.get("backend", "-"),
             str(phase["concurrency"]),
             f"{phase['delivered']:,}/{phase['messages']:,}",
@@ -318,6 +380,8 @@ def print_report(record: dict[str, Any]) -> None:
             ratio_text,
             str(phase.get("worker_cpu_percent", phase.get("client_cpu_percent"))),
             str(phase["emulator_cpu_percent"]),
+            str(phase.get("postgres_cpu_ms_per_message") or "-"),
+            str(phase.get("machine_cpu_busy_percent", "-")),
         )
     console.print(table)
     for phase in record["phases"]:
@@ -341,6 +405,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "backends": args.backends,
             "log_level": args.log_level,
             "pinned": not args.no_pin,
+            "postgres_pinned_with_worker": not args.no_pin and not args.postgres_anywhere,
             "quick": args.quick,
         },
     )
@@ -368,11 +433,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             console.print(f"[dim]emulator orders made in {time.monotonic() - started:.1f} s[/dim]")
             prepare_backends(args, plan, token_key, emulator_url, workdir, backends)
             for concurrency in args.concurrencies:
-                phase = run_direct_phase(args, concurrency, plan, emulator, port, workdir)
-                console.print(
-                    f"emulator alone, {concurrency} in flight: {phase['messages_per_second']:,.0f} msg/s"
-                )
-                phases.append(phase)
+                phases.append(measure_capacity(args, concurrency, 1, plan, emulator, port, workdir))
                 for backend in backends:
                     orders = plan.worker_orders[(backend.name, concurrency)]
                     phase = run_worker_phase(
@@ -384,6 +445,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"({phase['delivered']:,}/{phase['messages']:,} sent)"
                     )
                     phases.append(phase)
+                phases.append(measure_capacity(args, concurrency, 2, plan, emulator, port, workdir))
         finally:
             with deferred_signals():
                 stop_all([emulator])
@@ -402,7 +464,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"pacer lifted (POSTVENTA_MELI_REQUESTS_PER_MINUTE={UNLIMITED_PER_MINUTE}).",
             "Worker drain time: from the commit of the queued messages to the last sent_at; the worker polls "
             "an empty queue every 0.25 s, so up to a quarter second of it is the worker noticing the work.",
-            "Worker and direct client pinned to one CPU, the emulator to the other."
+            "Worker and direct client pinned to one CPU, the emulator to the other"
+            + (
+                "; PostgreSQL on every CPU."
+                if args.postgres_anywhere
+                else "; during PostgreSQL drains, PostgreSQL on the worker's CPU."
+            )
             if not args.no_pin
             else "Nothing pinned.",
         ],

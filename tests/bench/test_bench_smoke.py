@@ -112,12 +112,16 @@ def check_send(run: dict[str, Any]) -> None:
 def check_delivery(run: dict[str, Any]) -> None:
     check_header(run, "delivery")
     phases = run["phases"]
-    assert any(phase["phase"] == "emulator_capacity" for phase in phases)
+    # The emulator's capacity is measured before and after the drains of each concurrency.
+    assert [phase["round"] for phase in phases if phase["phase"] == "emulator_capacity"] == [1, 2]
     for phase in phases:
         assert phase["delivered"] == phase["messages"] > 0, phase
         assert phase["messages_per_second"] > 0
+        assert phase["machine_cpu_busy_percent"] > 0
     for comparison in run["comparisons"].values():
         assert {"messages_per_second", "emulator_capacity", "ratio", "met"} <= set(comparison)
+        measured = comparison["emulator_capacity_measured"]
+        assert comparison["emulator_capacity"] == round(sum(measured) / len(measured), 1)
 
 
 def check_attachments(run: dict[str, Any]) -> None:
