@@ -267,6 +267,22 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS_PER_SECOND, total / CLOCK_TICKS_PER_SECOND
 
 
+def wait_for_quiet_machine(
+    busy_below: float = 0.15, window_seconds: float = 1.0, at_most_seconds: float = 30.0
+) -> float:
+    """Wait until the machine's CPUs were busy less than `busy_below` of a `window_seconds` window
+    (PostgreSQL's autovacuum and checkpoints after a drain, a process still exiting), at most
+    `at_most_seconds`; returns how long it waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < at_most_seconds:
+        busy, total = machine_cpu_seconds()
+        time.sleep(window_seconds)
+        busy_now, total_now = machine_cpu_seconds()
+        if total_now > total and (busy_now - busy) / (total_now - total) < busy_below:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def process_memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak resident set) of a process, in KiB."""
     values = {}

@@ -57,6 +57,7 @@ from bench.common import (
     run_header,
     stop_all,
     stop_cleanly_on_sigterm,
+    wait_for_quiet_machine,
 )
 from bench.drain import prepare_account, queue_messages, wait_for_heartbeat, watch_drain
 from bench.emulator import (
@@ -197,6 +198,7 @@ def run_worker_phase(
         assert backend.tenant is not None
         profile_path = args.profile / f"{name}.txt" if args.profile is not None else None
         recorder = profile.start(worker.pid, None, profile_path) if profile_path is not None else None
+        settled = wait_for_quiet_machine()
         pin_postgres = backend.name == "postgresql" and not args.postgres_anywhere
         with postgres_pinned(worker_cpus if pin_postgres else None):
             worker_cpu, emulator_cpu = worker.cpu_seconds(), emulator.cpu_seconds()
@@ -218,6 +220,7 @@ def run_worker_phase(
     return {
         "phase": "worker",
         "backend": backend.name,
+        "waited_for_quiet_seconds": settled,
         "concurrency": concurrency,
         "messages": len(orders),
         "delivered": sent,
@@ -257,6 +260,7 @@ def run_direct_phase(
     """The emulator's capacity: the same first messages posted straight to it."""
     client_cpus, _ = cpu_plan(not args.no_pin)
     orders = plan.direct_orders[(concurrency, measured)]
+    settled = wait_for_quiet_machine()
     load = load_average()
     emulator_cpu = emulator.cpu_seconds()
     machine_busy, machine_total = machine_cpu_seconds()
@@ -269,6 +273,7 @@ def run_direct_phase(
         "phase": "emulator_capacity",
         "concurrency": concurrency,
         "round": measured,
+        "waited_for_quiet_seconds": settled,
         "messages": len(orders),
         "delivered": summary["statuses"].get("200", 0),
         "errors": summary["errors"],
