@@ -98,7 +98,8 @@ class _RedactingFormatter(logging.Formatter):
 
 
 class _AccessLog:
-    """Where the access log goes: configured with the rest by `configure_logging`."""
+    """Where the lines written straight (the access log's, the delivery attempts') go, and whether
+    info is logged: configured with the rest by `configure_logging`."""
 
     stream: TextIO | None = None  # None until logging is configured: then structlog's default
     enabled = True
@@ -125,12 +126,35 @@ def log_request(request_id: str, method: str, path: str, status: int, duration_m
         "status": status,
         "duration_ms": duration_ms,
     }
+    _write_info("postventa.access", "request", fields)
+
+
+def log_delivery_attempt(
+    message_id: int, attempt: int, route: str, outcome: str, error_code: str | None
+) -> None:
+    """The worker's line of one delivery attempt, at info, written straight as the access log's is
+    (structlog's chain was 6.5% of the worker's CPU on PostgreSQL). No field is anyone's text: ids,
+    and names and codes of the service's own."""
+    if not _access_log.enabled:
+        return
+    fields = {
+        "message_id": message_id,
+        "attempt": attempt,
+        "route": route,
+        "outcome": outcome,
+        "error_code": error_code,
+    }
+    _write_info("postventa.worker", "delivery_attempt", fields)
+
+
+def _write_info(logger_name: str, event: str, fields: dict[str, Any]) -> None:
+    """The JSON line structlog writes for `log.info(event, **fields)`, without its processor chain."""
     stream = _access_log.stream
     if stream is None:  # logging not configured (a library user's app): structlog's defaults
-        structlog.get_logger("postventa.access").info("request", **fields)
+        structlog.get_logger(logger_name).info(event, **fields)
         return
     line = {
-        "event": "request",
+        "event": event,
         **fields,
         "level": "info",
         "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
@@ -138,7 +162,7 @@ def log_request(request_id: str, method: str, path: str, status: int, duration_m
     try:
         rendered = orjson.dumps(line).decode()
     except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): structlog renders anything
-        structlog.get_logger("postventa.access").info("request", **fields)
+        structlog.get_logger(logger_name).info(event, **fields)
         return
     stream.write(rendered + "\n")
     stream.flush()

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from postventa import logs
 from postventa.api.routing import DirectRoute
-from postventa.logs import configure_logging, log_request
+from postventa.logs import configure_logging, log_delivery_attempt, log_request
 
 
 @pytest.fixture
@@ -82,3 +82,32 @@ def test_a_direct_route_refuses_an_endpoint_it_could_not_call():
     router = APIRouter(route_class=DirectRoute)
     with pytest.raises(TypeError, match="DirectRoute"):
         router.add_api_route("/v2/orders/{orderId}", wants_a_body)
+
+
+def test_one_json_line_per_delivery_attempt_as_structlog_would_write_it(stderr):
+    configure_logging("info")
+
+    log_delivery_attempt(42, 3, "action_guide", "retry", "marketplace_unreachable")
+    structlog.get_logger("postventa.worker").info(
+        "delivery_attempt",
+        message_id=42,
+        attempt=3,
+        route="action_guide",
+        outcome="retry",
+        error_code="marketplace_unreachable",
+    )
+
+    straight, through_structlog = (json.loads(line) for line in stderr().splitlines())
+    assert straight.pop("timestamp").endswith("Z")
+    through_structlog.pop("timestamp")
+    assert straight == through_structlog
+    assert straight["event"] == "delivery_attempt"
+    assert straight["error_code"] == "marketplace_unreachable"
+
+
+def test_no_delivery_attempt_line_above_info(stderr):
+    configure_logging("warning")
+
+    log_delivery_attempt(42, 1, "action_guide", "sent", None)
+
+    assert stderr() == ""

@@ -22,6 +22,7 @@ import structlog
 from postventa.delivery import attempt
 from postventa.delivery.outcomes import OutcomeRecorder
 from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
+from postventa.logs import log_delivery_attempt
 from postventa.meli.client import MeliClient, MeliError
 from postventa.metrics import DELIVERY_ATTEMPTS
 from postventa.services.marketplace import Session, session_for, session_usable
@@ -232,13 +233,8 @@ class DeliveryWorker:
             return
         recorded_outcome = outcome.attempt_outcome if kept else "lease_lost"
         DELIVERY_ATTEMPTS.labels(recorded_outcome).inc()
-        log.info(
-            "delivery_attempt",
-            message_id=claimed.id,
-            attempt=claimed.attempts,
-            route=outcome.route,
-            outcome=recorded_outcome,
-            error_code=outcome.error_code,
+        log_delivery_attempt(
+            claimed.id, claimed.attempts, outcome.route, recorded_outcome, outcome.error_code
         )
 
     async def _lease_renewed_if_waited(self, claimed: ClaimedMessage, claimed_at: float) -> bool:

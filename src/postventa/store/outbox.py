@@ -297,12 +297,31 @@ async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
 
 
+# What a job reads of its message (`_job`, `_claimed`, the claim's order), and no more: each column
+# of the claim's rows is decoded, and each timestamp converted, for every message delivered.
+_JOB_MESSAGE_COLUMNS = (
+    "id",
+    "account_id",
+    "conversation_id",
+    "conversation_sequence",
+    "order_id",
+    "reason",
+    "text",
+    "route",
+    "attachment_id",
+    "attempts",
+    "needs_reconcile",
+    "next_attempt_at",
+    "first_attempt_at",
+)
+
+
 def _job_query(message: Any) -> Select[Any]:
     """A message's row (`message`: the table, or the claim's CTE) with what its delivery needs of its
     order and attachment, and whether the buyer wrote in the conversation before it."""
     earlier = messages.alias("earlier")
     return select(
-        message,
+        *(message.c[name] for name in _JOB_MESSAGE_COLUMNS),
         exists()
         .where(
             earlier.c.conversation_id == message.c.conversation_id,
@@ -330,7 +349,11 @@ _JOB = Prepared(_job_query(messages).where(messages.c.id == bindparam("message_i
 
 # PostgreSQL: the claim of queued messages and their jobs in one statement (the claim as a
 # data-modifying CTE, whose RETURNING rows are the claimed messages as updated).
-_CLAIMED = _claim_update(_queued_due, skip_locked=True).returning(*messages.c).cte("claimed")
+_CLAIMED = (
+    _claim_update(_queued_due, skip_locked=True)
+    .returning(*(messages.c[name] for name in _JOB_MESSAGE_COLUMNS))
+    .cte("claimed")
+)
 # Not ordered here: with sorting discouraged (claim_plan) a Sort node, even of two rows, costs the
 # statement enough for PostgreSQL to compile it just in time, 0.36 s a claim. Sorted by the caller.
 _CLAIM_QUEUED_JOBS = Prepared(_job_query(_CLAIMED))
