@@ -121,11 +121,12 @@ class Database:
             async with self.transaction(write=True) as connection:
                 yield connection
             return
-        engine = self.engine if not settings else self._engine_with(settings)
-        async with engine.connect() as connection:
-            yield await connection.execution_options(
-                isolation_level="AUTOCOMMIT", session_settings=dict(settings or {})
-            )
+        if settings:  # a pool whose connections are autocommit and carry the option already
+            async with self._engine_with(settings).connect() as connection:
+                yield connection
+            return
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT", session_settings={})
 
     def _engine_with(self, settings: Mapping[str, str]) -> AsyncEngine:
         key = frozenset(settings.items())
@@ -133,11 +134,18 @@ class Database:
         if engine is None:
             # Two kept open: their one user so far, the delivery worker, claims and records outcomes
             # one batch at a time each.
-            engine = self._engines_with_settings[key] = create_async_engine(
+            # Autocommit for the whole pool, set once per connection rather than on every checkout
+            # (and undone on every return): the worker takes one for each claim and each batch of
+            # outcomes.
+            engine = create_async_engine(
                 self.url,
                 pool_size=2,
                 max_overflow=self._pool_size,
+                isolation_level="AUTOCOMMIT",
                 connect_args={"server_settings": dict(settings)},
+            )
+            engine = self._engines_with_settings[key] = engine.execution_options(
+                session_settings=dict(settings)
             )
         return engine
 
