@@ -271,6 +271,7 @@ def run_direct_phase(
     emulator_cpu = emulator.cpu_seconds() - emulator_cpu
     busy_now, total_now = machine_cpu_seconds()
     machine_busy, machine_total = busy_now - machine_busy, total_now - machine_total
+    console.print(f"emulator alone, {concurrency} in flight: {summary['rps']:,.0f} msg/s")
     return {
         "phase": "emulator_capacity",
         "concurrency": concurrency,
@@ -301,20 +302,6 @@ def warm_up_emulator(args: argparse.Namespace, plan: Plan, port: int, workdir: P
     summary, _ = run_generator(spec, workdir, client_cpus, keep_latencies=False)
     console.print(f"[dim]emulator warmed up: {summary['rps']:,.0f} msg/s[/dim]")
     return {"messages": len(plan.warm_up_orders), "messages_per_second": summary["rps"]}
-
-
-def measure_capacity(
-    args: argparse.Namespace,
-    concurrency: int,
-    measured: int,
-    plan: Plan,
-    emulator: Service,
-    port: int,
-    workdir: Path,
-) -> dict[str, Any]:
-    phase = run_direct_phase(args, concurrency, measured, plan, emulator, port, workdir)
-    console.print(f"emulator alone, {concurrency} in flight: {phase['messages_per_second']:,.0f} msg/s")
-    return phase
 
 
 def prepare_backends(
@@ -454,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prepare_backends(args, plan, token_key, emulator_url, workdir, backends)
             warm_up = warm_up_emulator(args, plan, port, workdir)
             for concurrency in args.concurrencies:
-                phases.append(measure_capacity(args, concurrency, 1, plan, emulator, port, workdir))
+                phases.append(run_direct_phase(args, concurrency, 1, plan, emulator, port, workdir))
                 for backend in backends:
                     orders = plan.worker_orders[(backend.name, concurrency)]
                     phase = run_worker_phase(
@@ -466,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"({phase['delivered']:,}/{phase['messages']:,} sent)"
                     )
                     phases.append(phase)
-                phases.append(measure_capacity(args, concurrency, 2, plan, emulator, port, workdir))
+                phases.append(run_direct_phase(args, concurrency, 2, plan, emulator, port, workdir))
         finally:
             with deferred_signals():
                 stop_all([emulator])
