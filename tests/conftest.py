@@ -164,12 +164,19 @@ async def fresh_database_url(database_url: str, tmp_path: Path, label: str) -> A
             await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-async def isolated_database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database of the backend for this test alone (no other worker may claim from it)."""
-    async with fresh_database_url(database_url, tmp_path, "iso") as url:
+@asynccontextmanager
+async def fresh_database(database_url: str, tmp_path: Path, label: str) -> AsyncIterator[Database]:
+    """`fresh_database_url`, opened (and closed before it is dropped)."""
+    async with fresh_database_url(database_url, tmp_path, label) as url:
         db = Database(url)
         try:
             yield db
         finally:
             await db.dispose()
+
+
+@pytest.fixture
+async def isolated_database(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database of the backend for this test alone (no other worker may claim from it)."""
+    async with fresh_database(database_url, tmp_path, "iso") as db:
+        yield db

@@ -19,7 +19,7 @@ from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.links import MarketplaceLink, save_link
 from postventa.store.tables import delivery_attempts, messages, orders
-from tests.conftest import POSTGRES_ADMIN_URL, fresh_database_url
+from tests.conftest import POSTGRES_ADMIN_URL, fresh_database
 from tests.factories import buyer_replies, make_order, make_tenant
 
 SELLERS = iter(range(900_000_000, 999_999_999))
@@ -437,12 +437,8 @@ async def postgres_database(postgres_available: bool, tmp_path: Path) -> AsyncIt
     """A new PostgreSQL database of this test's own, whatever the backend of the run."""
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable (set CI=true to make this a failure)")
-    async with fresh_database_url(POSTGRES_ADMIN_URL, tmp_path, "plans") as url:
-        database = Database(url)
-        try:
-            yield database
-        finally:
-            await database.dispose()
+    async with fresh_database(POSTGRES_ADMIN_URL, tmp_path, "plans") as database:
+        yield database
 
 
 def _sql_literal(value: object) -> str:

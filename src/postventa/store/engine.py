@@ -133,10 +133,9 @@ class Database:
         engine = self._engines_with_settings.get(key)
         if engine is None:
             # Two kept open: their one user so far, the delivery worker, claims and records outcomes
-            # one batch at a time each.
-            # Autocommit for the whole pool, set once per connection rather than on every checkout
-            # (and undone on every return): the worker takes one for each claim and each batch of
-            # outcomes.
+            # one batch at a time each. Autocommit for the whole pool, set once per connection rather
+            # than on every checkout (and undone on every return): the worker takes one for each
+            # claim and each batch of outcomes.
             engine = create_async_engine(
                 self.url,
                 pool_size=2,
