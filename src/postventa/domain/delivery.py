@@ -13,6 +13,28 @@ from dataclasses import dataclass
 MAX_ATTEMPTS = 10
 BASE_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 300.0
+# A temporary block on Mercado Libre's side (payment pending, a lock, a deactivated-then-restored
+# account) is looked at again this often; waiting never counts against the retry budget.
+WAIT_SECONDS = 600.0
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a message stands (the `Status` a client reads)."""
+
+    QUEUED = "queued"  # accepted, waiting for its (next) attempt
+    SENDING = "sending"  # an attempt holds it
+    PENDING_MODERATION = "pending_moderation"  # Mercado Libre took it; moderation has not decided
+    SENT = "sent"  # delivered and clean
+    MODERATED = "moderated"  # delivered, kept from the buyer by moderation (with its reason)
+    FAILED = "failed"  # will not be delivered (a dead letter an operator may requeue)
+    RECEIVED = "received"  # an inbound message
+
+
+class LinkStatus(enum.StrEnum):
+    """The state of an account's Mercado Libre authorization."""
+
+    ACTIVE = "active"
+    NEEDS_RELINK = "needs_relink"  # the refresh token was refused (invalid_grant): link again
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,8 @@ class FailureKind(enum.Enum):
     UNKNOWN = "unknown"  # may have been applied: read the conversation before trying again
     REROUTE = "reroute"  # the conversation is open: send through /messages instead of the action guide
     AUTH = "auth"  # the access token was refused: refresh it and try again
+    RELINK = "relink"  # the seller's authorization is gone (invalid_grant): wait for a new link
+    WAIT = "wait"  # a temporary block on Mercado Libre's side: wait, retry later, never give up
     PERMANENT = "permanent"  # Mercado Libre will never accept this message
 
 

@@ -128,6 +128,12 @@ conversations = Table(
     Column("conversation_key", String(80), nullable=False),
     # Bumped by every message; the unique (conversation, sequence) of messages backs the lock.
     Column("message_count", Integer, nullable=False, server_default="0"),
+    # Mercado Libre's conversation_status as last read (active/blocked, its substatus, when read).
+    Column("marketplace_status", String(16), nullable=True),
+    Column("marketplace_substatus", String(64), nullable=True),
+    Column("marketplace_status_at", UtcDateTime(), nullable=True),
+    # Mercado Libre's assistant answering for the buyer, when the conversation is with one.
+    Column("agent_user_id", BigInteger, nullable=True),
     UniqueConstraint("account_id", "conversation_key"),
 )
 
@@ -182,7 +188,7 @@ attachment_contents = Table(
     Column("content", LargeBinary, nullable=False),
 )
 
-MESSAGE_STATUSES = ("queued", "sending", "sent", "moderated", "failed", "received")
+MESSAGE_STATUSES = ("queued", "sending", "pending_moderation", "sent", "moderated", "failed", "received")
 HAS_MARKETPLACE_ID = "marketplace_message_id IS NOT NULL"
 
 messages = Table(
@@ -198,7 +204,7 @@ messages = Table(
     Column("text", Text, nullable=False),
     Column("message_ignored", Boolean, nullable=False, server_default="0"),
     Column("attachment_id", ForeignKey("attachments.id"), nullable=True),
-    Column("status", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("status_changed_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
@@ -218,11 +224,18 @@ messages = Table(
     Column("lease_owner", String(64), nullable=True),
     # "messages" once Mercado Libre said the conversation is open (the action guide is closed to it).
     Column("route", String(16), nullable=True),
+    # "marketplace": a seller message written outside postventa (seller center, another tool).
+    Column("source", String(16), nullable=False, server_default="postventa"),
+    # Who wrote it: "seller", "buyer", or "agent" (Mercado Libre's assistant answering for the buyer).
+    Column("author", String(8), nullable=True),
+    Column("read_at", UtcDateTime(), nullable=True),  # when its recipient read it on Mercado Libre
     UniqueConstraint("conversation_id", "conversation_sequence"),
     CheckConstraint("direction in ('outbound', 'inbound')", name="direction"),
     CheckConstraint(
-        "status in ('queued', 'sending', 'sent', 'moderated', 'failed', 'received')", name="status"
+        "status in ('queued', 'sending', 'pending_moderation', 'sent', 'moderated', 'failed', 'received')",
+        name="status",
     ),
+    CheckConstraint("source in ('postventa', 'marketplace')", name="source"),
     Index(None, "status", "next_attempt_at", "id"),  # the claim's order (migration 0006)
     # A Mercado Libre message is recorded once per account (notifications may repeat). Partial: a
     # message not yet delivered has no id, and an entry for it would be one more page for every send
@@ -249,6 +262,11 @@ marketplace_links = Table(
     Column("access_token", Text, nullable=True),
     Column("access_token_expires_at", UtcDateTime(), nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # "needs_relink" once Mercado Libre refused the refresh token: the messages wait for a new link.
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("status_reason", Text, nullable=True),
+    Column("status_changed_at", UtcDateTime(), nullable=True),
+    CheckConstraint("status in ('active', 'needs_relink')", name="status"),
 )
 
 delivery_attempts = Table(
