@@ -13,6 +13,9 @@ import httpx2
 DEFAULT_AUTO_BUYER_REPLY_TEXT = "¡Gracias! Recibido."
 ACCESS_TOKEN_TTL_SECONDS = 21600  # Mercado Libre's access tokens live six hours
 REQUESTS_PER_MINUTE = 500  # the documented limit, for reads and for writes, per application
+# Sites where OTHER closes once the shipment is delivered (research §1.1: from 20/01/2025; MLB and
+# MLA "later", date unknown).
+OTHER_CLOSED_ON_DELIVERY_SITES = frozenset({"MEC", "MPE", "MLU", "MCO", "MLM", "MLC"})
 
 
 @dataclass
@@ -34,6 +37,8 @@ class EmulatorConfig:
     notify_transport: httpx2.AsyncBaseTransport | None = None
     notify_retry_delays_seconds: tuple[float, ...] = (0.5, 2.0, 5.0)
     notify_timeout_seconds: float = 5.0
+    other_closed_on_delivery_sites: frozenset[str] = OTHER_CLOSED_ON_DELIVERY_SITES
+    pending_moderation_seconds: float | None = None
 
     def to_json(self) -> dict[str, object]:
         """The configuration as `PUT /_emulator/config` answers it."""
@@ -44,4 +49,6 @@ class EmulatorConfig:
             "ReadsPerMinute": self.reads_per_minute,
             "WritesPerMinute": self.writes_per_minute,
             "AccessTokenTtlSeconds": self.access_token_ttl_seconds,
+            "OtherClosedOnDeliverySites": sorted(self.other_closed_on_delivery_sites),
+            "PendingModerationSeconds": self.pending_moderation_seconds,
         }

@@ -144,6 +144,13 @@ class ConfigIn(ControlBody):
     ReadsPerMinute: int | None = Field(default=None, gt=0)
     WritesPerMinute: int | None = Field(default=None, gt=0)
     AccessTokenTtlSeconds: float | None = Field(default=None, gt=0)
+    OtherClosedOnDeliverySites: list[str] | None = None
+    PendingModerationSeconds: float | None = Field(default=None, ge=0)
+
+    @field_validator("OtherClosedOnDeliverySites")
+    @classmethod
+    def _sites(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_site_id(site.strip()) for site in value]
 
     @field_validator("NotifyUrl")
     @classmethod

@@ -168,10 +168,24 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     notified: dt.datetime | None = None
     read: dt.datetime | None = None
+    # When moderation's verdict (`moderation_reason`) is given: `created`, or later when moderation
+    # is pending (research §2.10); until then the message is `pending`.
+    judged_at: dt.datetime | None = None
+
+    def is_pending(self, now: dt.datetime) -> bool:
+        """Whether moderation has not judged the message yet at `now`."""
+        return self.judged_at is not None and now < self.judged_at
+
+    @property
+    def moderated_at(self) -> dt.datetime:
+        """When moderation gave (or will give) its verdict."""
+        return self.judged_at or self.created
 
     @property
     def status(self) -> str:
-        """`available`, or `moderated` when moderation rejected it."""
+        """`pending` until moderation judges it, then `available`, or `moderated` when rejected."""
+        if self.is_pending(dt.datetime.now(dt.UTC)):
+            return "pending"
         return "available" if self.moderation_reason is None else "moderated"
 
 
@@ -188,3 +202,10 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     guide_used: bool = False
     buyer_has_written: bool = False
+    # Set through the control API (routes_control_packs): forced caps per option, the excepted
+    # case, a block substatus, and the site's AI agent when the buyer talks through it.
+    cap_overrides: dict[str, int] = field(default_factory=dict)
+    excepted: bool = False
+    forced_block: str | None = None
+    agent_id: int | None = None
+    agent_turn: bool = False

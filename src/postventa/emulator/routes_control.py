@@ -128,6 +128,10 @@ async def put_config(request: Request, emulator: EmulatorDep) -> dict[str, Any]:
         config.writes_per_minute = body.WritesPerMinute
     if body.AccessTokenTtlSeconds is not None:
         config.access_token_ttl_seconds = body.AccessTokenTtlSeconds
+    if body.OtherClosedOnDeliverySites is not None:
+        config.other_closed_on_delivery_sites = frozenset(body.OtherClosedOnDeliverySites)
+    if "PendingModerationSeconds" in given:
+        config.pending_moderation_seconds = body.PendingModerationSeconds
     return config.to_json()
 
 
