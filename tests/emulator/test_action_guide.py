@@ -249,7 +249,9 @@ async def test_unavailable_option_is_404(
 async def test_option_without_body_is_400(world: World) -> None:
     seller = await world.seller()
     key = (await world.order(seller))["Key"]
-    refused = await world.http.post(f"/messages/action_guide/packs/{key}/option", headers=seller.headers)
+    refused = await world.http.post(
+        f"/messages/action_guide/packs/{key}/option", params={"tag": "post_sale"}, headers=seller.headers
+    )
     assert_guide_error(refused, 400, "bad_request", "A JSON body is required")
 
 

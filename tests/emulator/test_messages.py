@@ -7,6 +7,8 @@ import pytest
 from postventa.emulator.moderation import LINK_SHORT_URL, PERSONAL_DATA, moderation_reason
 from tests.emulator.world import SellerSession, World
 
+POST_SALE = {"tag": "post_sale"}
+
 
 async def open_conversation(world: World, site: str = "MLA") -> tuple[SellerSession, int]:
     seller = await world.seller(site)
@@ -55,7 +57,7 @@ async def test_conversation_read_bad_paging(world: World, limit: str, offset: st
     seller, key = await open_conversation(world)
     answer = await world.http.get(
         f"/messages/packs/{key}/sellers/{seller.id}",
-        params={"limit": limit, "offset": offset},
+        params={"tag": "post_sale", "limit": limit, "offset": offset},
         headers=seller.headers,
     )
     assert answer.status_code == 400
@@ -64,9 +66,10 @@ async def test_conversation_read_bad_paging(world: World, limit: str, offset: st
 async def test_conversation_of_another_seller_is_403(world: World) -> None:
     seller, key = await open_conversation(world)
     other = await world.seller()
-    answer = await world.http.get(f"/messages/packs/{key}/sellers/{other.id}", headers=other.headers)
+    path = f"/messages/packs/{key}/sellers/{other.id}"
+    answer = await world.http.get(path, params=POST_SALE, headers=other.headers)
     assert answer.status_code == 403
-    mismatch = await world.http.get(f"/messages/packs/{key}/sellers/{other.id}", headers=seller.headers)
+    mismatch = await world.http.get(path, params=POST_SALE, headers=seller.headers)
     assert mismatch.status_code == 403
 
 
@@ -89,6 +92,7 @@ async def test_send_to_someone_else_is_403(world: World) -> None:
     seller, key = await open_conversation(world)
     refused = await world.http.post(
         f"/messages/packs/{key}/sellers/{seller.id}",
+        params=POST_SALE,
         json={"from": {"user_id": seller.id}, "to": {"user_id": 12345}, "text": "Hola"},
         headers=seller.headers,
     )
@@ -99,10 +103,10 @@ async def test_send_to_someone_else_is_403(world: World) -> None:
 async def test_send_without_body_or_to(world: World) -> None:
     seller, key = await open_conversation(world)
     path = f"/messages/packs/{key}/sellers/{seller.id}"
-    no_body = await world.http.post(path, headers=seller.headers)
+    no_body = await world.http.post(path, params=POST_SALE, headers=seller.headers)
     assert no_body.json()["message"] == "A JSON body is required"
     no_to = await world.http.post(
-        path, json={"from": {"user_id": seller.id}, "text": "x"}, headers=seller.headers
+        path, params=POST_SALE, json={"from": {"user_id": seller.id}, "text": "x"}, headers=seller.headers
     )
     assert no_to.json()["message"] == "The field 'to.user_id' is required"
 
@@ -130,7 +134,7 @@ async def test_get_message_in_both_shapes(world: World) -> None:
     assert body["paging"] is None
     assert body["conversation_status"] is None
     assert body["messages"][0]["id"] == message_id
-    old = (await world.http.get(f"/messages/{message_id}", headers=seller.headers)).json()
+    old = (await world.http.get(f"/messages/{message_id}", params=POST_SALE, headers=seller.headers)).json()
     assert old["message_id"] == message_id
     assert old["text"] == {"plain": "Hola"}
     assert old["resource"] == "orders"
@@ -140,9 +144,12 @@ async def test_get_message_errors(world: World) -> None:
     seller, key = await open_conversation(world)
     message_id = (await world.send(seller, key, "Hola")).json()["id"]
     other = await world.seller()
-    assert (await world.http.get(f"/messages/{message_id}", headers=other.headers)).status_code == 403
-    assert (await world.http.get(f"/messages/{'0' * 32}", headers=seller.headers)).status_code == 404
-    assert (await world.http.get("/messages/abc", headers=seller.headers)).status_code == 400
+    for path, headers, status in [
+        (f"/messages/{message_id}", other.headers, 403),
+        (f"/messages/{'0' * 32}", seller.headers, 404),
+        ("/messages/abc", seller.headers, 400),
+    ]:
+        assert (await world.http.get(path, params=POST_SALE, headers=headers)).status_code == status
 
 
 @pytest.mark.parametrize(
@@ -249,6 +256,7 @@ async def test_attachment_download_errors(world: World) -> None:
     attachment_id = (await upload(world, seller, "nota.txt", b"hola")).json()["id"]
     other = await world.seller()
     path = f"/messages/attachments/{attachment_id}"
-    assert (await world.http.get(path, params={"site_id": "MLA"}, headers=other.headers)).status_code == 404
-    missing_site = await world.http.get(path, headers=seller.headers)
+    mla = {**POST_SALE, "site_id": "MLA"}
+    assert (await world.http.get(path, params=mla, headers=other.headers)).status_code == 404
+    missing_site = await world.http.get(path, params=POST_SALE, headers=seller.headers)
     assert missing_site.json()["message"] == "The queryparam 'site_id' is required"

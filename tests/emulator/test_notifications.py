@@ -44,7 +44,7 @@ async def test_buyer_message_is_notified(world: World, emulator_app: FastAPI) ->
     assert payload["application_id"] == int(seller.client_id)
     assert payload["attempts"] == 1
     assert set(payload) == {
-        "_id",
+        "id",
         "resource",
         "user_id",
         "topic",
@@ -56,7 +56,9 @@ async def test_buyer_message_is_notified(world: World, emulator_app: FastAPI) ->
     }
 
     message = await world.http.get(
-        f"/messages/{message_id}", headers={**seller.headers, "x-format-new": "true"}
+        f"/messages/{message_id}",
+        params={"tag": "post_sale"},
+        headers={**seller.headers, "x-format-new": "true"},
     )
     shown = message.json()["messages"][0]
     assert shown["from"] == {"user_id": world.buyers[key]}

@@ -10,7 +10,14 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from postventa.emulator import routes_control, routes_guide, routes_meli, routes_messages
+from postventa.emulator import (
+    routes_control,
+    routes_control_accounts,
+    routes_feeds,
+    routes_guide,
+    routes_meli,
+    routes_messages,
+)
 from postventa.emulator.config import EmulatorConfig
 from postventa.emulator.edge import Edge
 from postventa.emulator.errors import install_error_handlers
@@ -52,6 +59,8 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> FastAPI:
     app.state.emulator = emulator
     install_error_handlers(app)
     for router in (routes_meli.router, routes_guide.router, routes_messages.router, routes_control.router):
+        app.include_router(router)
+    for router in (routes_feeds.router, routes_control_accounts.router):
         app.include_router(router)
     return app
 

@@ -1,5 +1,6 @@
-"""OAuth as Mercado Libre does it for an authorised seller: refresh tokens that rotate on use and
-access tokens that expire (`AccessTokenTtlSeconds`)."""
+"""OAuth as Mercado Libre does it for an authorised seller: refresh tokens that rotate on use,
+access tokens that expire (`AccessTokenTtlSeconds`), and an authorization the seller can revoke
+and grant again."""
 
 from __future__ import annotations
 
@@ -57,6 +58,23 @@ def client_id_for_token(state: EmulatorState, authorization: str | None) -> str 
     token = state.access_tokens.get(authorization[7:].strip())
     seller = state.sellers.get(token.seller_id) if token is not None else None
     return seller.client_id if seller is not None else None
+
+
+def revoke_seller(state: EmulatorState, seller: Seller) -> None:
+    """The seller revoked the application (changed the password, removed the app): every refresh and
+    access token of the seller stops working at once."""
+    for token in [token for token, owner in state.refresh_tokens.items() if owner == seller.id]:
+        del state.refresh_tokens[token]
+    for token in [token for token, access in state.access_tokens.items() if access.seller_id == seller.id]:
+        del state.access_tokens[token]
+
+
+def grant_seller(state: EmulatorState, seller: Seller) -> str:
+    """The seller authorized the application again: a new refresh token for it (the application's
+    secret is unchanged)."""
+    token = ids.refresh_token(seller.id)
+    state.refresh_tokens[token] = seller.id
+    return token
 
 
 def _issue(state: EmulatorState, seller: Seller) -> dict[str, Any]:

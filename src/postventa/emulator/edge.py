@@ -1,4 +1,5 @@
-"""The emulator's edge: journal every call, inject faults, apply the rate limit, drop connections.
+"""The emulator's edge: journal every call, inject faults, apply the rate limit, refuse `/messages`
+calls without `tag=post_sale`, drop connections.
 
 It wraps the whole FastAPI application (outside its middleware), so it sees the server's own `send`
 and can make a real client see a dropped connection rather than an HTTP answer.
@@ -20,11 +21,14 @@ from postventa.emulator.auth import client_id_for_token
 from postventa.emulator.errors import generic_body
 from postventa.emulator.faults import FaultRule, fault_answer
 from postventa.emulator.journal import JournalEntry, describe_body, query_json
-from postventa.emulator.ratelimit import request_kind
+from postventa.emulator.ratelimit import endpoint_key, request_kind
 from postventa.emulator.runtime import Emulator
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-_REFUSING_FAULTS = frozenset({"429", "500", "503", "timeout"})
+_REFUSING_FAULTS = frozenset({"429", "409", "451", "500", "503", "timeout"})
+MESSAGES_TAG = "post_sale"
+# Mercado Libre does not document its answer to a /messages call without the tag: our stand-in.
+MISSING_TAG_MESSAGE = "tag param is required"
 _DISCONNECT_WAIT_STEPS = 200
 
 
@@ -62,6 +66,10 @@ class Edge:
             await send_json(send, 429, generic_body(429, "too_many_requests", "too many requests"))
             entry.finish(429, applied=False)
             return
+        if not control and not has_messages_tag(path, entry.query):
+            await send_json(send, 400, generic_body(400, "bad_request", MISSING_TAG_MESSAGE))
+            entry.finish(400, applied=False)
+            return
         if rule is not None and rule.kind == "lost_response":
             status = await _run_unheard(app, scope, replay)
             entry.finish(None, applied=_success(status), fault=rule.kind)
@@ -92,9 +100,17 @@ class Edge:
             client_id = _form_client_id(body)
         if client_id is None:
             return True
-        kind = request_kind(method)
-        limit = emulator.config.reads_per_minute if kind == "read" else emulator.config.writes_per_minute
-        return emulator.rate_limiter.allow(client_id, kind, limit)
+        config = emulator.config
+        limit = config.reads_per_minute if request_kind(method) == "read" else config.writes_per_minute
+        return emulator.rate_limiter.allow(client_id, endpoint_key(method, path), limit)
+
+
+def has_messages_tag(path: str, query: dict[str, Any]) -> bool:
+    """Whether a call may go on: every `/messages...` call must carry `tag=post_sale`."""
+    if path != "/messages" and not path.startswith("/messages/"):
+        return True
+    tag = query.get("tag")
+    return tag == MESSAGES_TAG or (isinstance(tag, list) and MESSAGES_TAG in tag)
 
 
 async def drop_connection(send: Send) -> None:

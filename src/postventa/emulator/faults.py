@@ -14,7 +14,7 @@ from typing import Any
 
 from postventa.emulator.errors import generic_body
 
-FAULT_KINDS = ("429", "500", "503", "delay", "timeout", "reset", "lost_response")
+FAULT_KINDS = ("429", "409", "451", "500", "503", "delay", "timeout", "reset", "lost_response")
 TIMEOUT_DEFAULT_SECONDS = 30.0
 DELAY_DEFAULT_SECONDS = 1.0
 _ANSWERS = {
@@ -22,6 +22,12 @@ _ANSWERS = {
     "500": (500, "internal_server_error", "Internal server error"),
     "503": (503, "service_unavailable", "Service unavailable"),
     "timeout": (504, "gateway_timeout", "Gateway timeout"),
+}
+# The action guide's envelope, as its error table documents these two (research §1.7): a lock held
+# by a concurrent request on the same sale, and a buyer who deactivated the account.
+_GUIDE_ANSWERS = {
+    "409": (409, "lock", "conflict", "There is another request locking this operation"),
+    "451": (451, "blocked_by_deactivated_account", "unavailable", "Unavailable"),
 }
 
 
@@ -88,7 +94,11 @@ class FaultInjector:
 
 
 def fault_answer(rule: FaultRule) -> FaultAnswer:
-    """The answer of a `429`, `500`, `503` or `timeout` (504) fault."""
+    """The answer of a `429`, `409`, `451`, `500`, `503` or `timeout` (504) fault."""
+    if rule.kind in _GUIDE_ANSWERS:
+        status, cause, error, text = _GUIDE_ANSWERS[rule.kind]
+        body = {"cause": cause, "error": error, "message": text, "status_code": status}
+        return FaultAnswer(status, body, {})
     status, error, message = _ANSWERS[rule.kind]
     headers = {}
     if rule.kind == "429" and rule.retry_after_seconds is not None:

@@ -83,5 +83,5 @@ def attachment_id(seller_id: int, extension: str) -> str:
 
 
 def notification_id() -> str:
-    """The `_id` of a notification."""
+    """The `id` of a notification (a UUID, as Mercado Libre's)."""
     return str(uuid.uuid4())
