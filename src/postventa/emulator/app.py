@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from postventa.emulator import (
     routes_control,
     routes_control_accounts,
+    routes_control_packs,
     routes_feeds,
     routes_guide,
     routes_meli,
@@ -62,6 +63,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> FastAPI:
         app.include_router(router)
     for router in (routes_feeds.router, routes_control_accounts.router):
         app.include_router(router)
+    app.include_router(routes_control_packs.router)
     return app
 
 

@@ -1,8 +1,10 @@
-"""The action guide ("motivos para comunicarse", research §1): which options a pack offers, their
-caps, what blocks a conversation, and the text a POST of an option sends.
+"""The action guide ("motivos para comunicarse", research §1): which options a pack offers, each
+option's cap, the excepted case, and the text a POST of an option sends.
 
 The guide is the seller's first contact only: each available option has a cap of 1 until the seller
-uses one, then every cap is 0; once the buyer has written, the seller must use `/messages`.
+uses one, then every cap is 0; once the buyer has written, the seller must use `/messages`. OTHER
+closes once the shipment is delivered on the sites of the 2025 rule (research §1.1, §2.10), and a
+control override can force any option's cap (Mercado Libre's cap wins over local rules).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from postventa.emulator import texts
 from postventa.emulator.errors import MeliError, guide_error
-from postventa.emulator.models import PAYMENT_PENDING_STATUSES, Conversation, Order, Shipment
+from postventa.emulator.models import Conversation, Shipment
 
 OPTION_LABELS = {
     "REQUEST_VARIANTS": "Solicitar datos de variantes",
@@ -33,15 +35,25 @@ USE_MESSAGES = "This package has the conversation blocked, please check blocked 
 PROMISE_BEFORE_TODAY = (
     "The promise of delivery of the shipping contained in the pack is from a date before today"
 )
+CONVERSATION_BLOCKED = "The conversation is blocked"
+EXCEPTED_CASE = "This pack belongs to an excepted case, it is requested to use the messaging resource."
+AI_ASSISTANT = "blocked_by_ai_assistant"
 
 
 @dataclass(frozen=True)
 class Block:
-    """Why a conversation is closed to the seller, and what each route answers."""
+    """Why a conversation is closed to the seller, and what each route answers (`status` 403, or
+    451 when the buyer deactivated the account: research §1.7)."""
 
     substatus: str
     guide_message: str
     send_message: str
+    status: int = 403
+
+    @property
+    def guide_error(self) -> str:
+        """The action guide's `error` for the block, as the error table writes it."""
+        return "forbidden" if self.status == 403 else "Unavailable"
 
 
 @dataclass(frozen=True)
@@ -52,17 +64,6 @@ class OptionRequest:
     template_id: object
     vars: object
     text: object
-
-
-def conversation_block(orders: list[Order], shipment: Shipment) -> Block | None:
-    """The block in force (cancelled order, Full not delivered, payment pending), or None."""
-    if orders and all(order.status == "cancelled" for order in orders):
-        return Block("blocked_by_cancelled_order", "The conversation is blocked", SEND_FORBIDDEN)
-    if shipment.logistic_type == "fulfillment" and shipment.status != "delivered":
-        return Block("blocked_by_fulfillment", FULFILLMENT_NOT_DELIVERED, FULFILLMENT_NOT_DELIVERED)
-    if any(order.status in PAYMENT_PENDING_STATUSES for order in orders):
-        return Block("blocked_by_payment", "The conversation is blocked", SEND_FORBIDDEN)
-    return None
 
 
 def available_options(site_id: str, logistic_type: str) -> list[str]:
@@ -85,19 +86,55 @@ def template_id(option_id: str) -> str:
     return f"TEMPLATE___{option_id}___1"
 
 
-def cap_available(conversation: Conversation, block: Block | None) -> int:
-    """1 while the seller has not used the guide and the buyer has not written, else 0."""
-    return 0 if block or conversation.guide_used or conversation.buyer_has_written else 1
+def option_caps(
+    conversation: Conversation,
+    shipment: Shipment,
+    block: Block | None,
+    other_closed_sites: frozenset[str],
+) -> dict[str, int]:
+    """Each offered option's `cap_available`, in Mercado Libre's order.
+
+    All 0 while a block holds, in an agent thread (the seller cannot start it, research §2.8) or
+    once the buyer has written; otherwise 1 until the guide is used. OTHER is 0 once the shipment is
+    delivered on `other_closed_sites` (research §1.1). A control override replaces the rest.
+    """
+    options = available_options(conversation.site_id, shipment.logistic_type)
+    if block is not None or conversation.agent_id is not None or conversation.buyer_has_written:
+        return dict.fromkeys(options, 0)
+    caps = {}
+    for option in options:
+        cap = 0 if conversation.guide_used else 1
+        if (
+            option == "OTHER"
+            and shipment.status == "delivered"
+            and conversation.site_id in other_closed_sites
+        ):
+            cap = 0
+        caps[option] = conversation.cap_overrides.get(option, cap)
+    return caps
 
 
-def options_json(options: list[str], cap: int) -> dict[str, Any]:
+def use_cap(conversation: Conversation, option: str) -> None:
+    """A sent option uses up the guide, and one of a forced cap."""
+    conversation.guide_used = True
+    if option in conversation.cap_overrides:
+        conversation.cap_overrides[option] = max(0, conversation.cap_overrides[option] - 1)
+
+
+def check_not_excepted(conversation: Conversation) -> None:
+    """400 `blocked_by_excepted_case` for a pack the guide does not apply to (research §1.1)."""
+    if conversation.excepted:
+        raise guide_error(400, "bad_request", EXCEPTED_CASE, "blocked_by_excepted_case")
+
+
+def options_json(caps: dict[str, int]) -> dict[str, Any]:
     """`GET /messages/action_guide/packs/{pack}`: the options with their caps."""
-    return {"options": [_option_json(option, cap) for option in options]}
+    return {"options": [_option_json(option, cap) for option, cap in caps.items()]}
 
 
-def caps_json(options: list[str], cap: int) -> list[dict[str, Any]]:
+def caps_json(caps: dict[str, int]) -> list[dict[str, Any]]:
     """`GET .../caps_available`: a bare array of option ids and caps."""
-    return [{"option_id": option, "cap_available": cap} for option in options]
+    return [{"option_id": option, "cap_available": cap} for option, cap in caps.items()]
 
 
 def parse_option_request(body: object) -> OptionRequest:
@@ -112,19 +149,20 @@ def option_text(
     conversation: Conversation,
     shipment: Shipment,
     block: Block | None,
+    caps: dict[str, int],
     today: dt.date,
 ) -> str:
     """The text the option sends, after the checks of the documented error table, in order."""
     if block is not None:
-        raise guide_error(403, "forbidden", block.guide_message, block.substatus)
+        raise guide_error(block.status, block.guide_error, block.guide_message, block.substatus)
+    if conversation.agent_id is not None:
+        raise guide_error(403, "forbidden", CONVERSATION_BLOCKED, AI_ASSISTANT)
     if conversation.buyer_has_written:
         raise guide_error(403, "forbidden", USE_MESSAGES, "blocked_by_conversation_use_message_api")
     option = request.option_id
-    if not isinstance(option, str) or option not in available_options(
-        conversation.site_id, shipment.logistic_type
-    ):
+    if not isinstance(option, str) or option not in caps:
         raise guide_error(404, "not_found", "The option selected is not valid", "invalid_option")
-    if conversation.guide_used:
+    if caps[option] <= 0:
         raise guide_error(
             403,
             "bad_request",

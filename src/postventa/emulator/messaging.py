@@ -1,13 +1,18 @@
-"""Messages of a conversation: storing seller and buyer messages, reading a page of them, and the
-checks of `POST /messages/packs/{pack}/sellers/{seller}` (research §2.2, §2.6)."""
+"""Messages of a conversation: storing seller, buyer and AI-agent messages, reading a page of them,
+and the checks of `POST /messages/packs/{pack}/sellers/{seller}` (research §2.2, §2.6, §2.8).
+
+A seller message is judged by moderation at once, or `PendingModerationSeconds` later (research
+§2.10: a `pending` message can be rejected minutes later); the seller learns the verdict by reading.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from postventa.emulator import ids
-from postventa.emulator.errors import send_error
-from postventa.emulator.guide import Block
+from postventa.emulator.errors import MeliError, send_error
+from postventa.emulator.guide import AI_ASSISTANT, SEND_FORBIDDEN, Block
 from postventa.emulator.models import Attachment, Conversation, Message, Seller
 from postventa.emulator.moderation import moderation_reason
 from postventa.emulator.sites import utc_now
@@ -55,30 +60,70 @@ def add_seller_message(
     *,
     option_id: str | None = None,
     attachments: list[Attachment] | None = None,
+    via_api: bool = True,
 ) -> Message:
     """Store a seller message, moderated as Mercado Libre moderates seller texts.
 
-    An action-guide message (`option_id`) uses up the guide until the buyer writes, moderated or not.
+    A message while the conversation is not open to `/messages` (an action-guide option, or one
+    written in Mercado Libre's seller center: `via_api=False`, no `client_id`) is the first contact
+    and uses up the guide until the buyer writes, moderated or not. In an agent thread it goes to the
+    agent and uses up the seller's one answer (research §2.8).
     """
+    now = utc_now()
+    pending = state.config.pending_moderation_seconds
     message = Message(
         id=ids.message_id(),
         conversation_key=conversation.key,
         seller_id=conversation.seller_id,
         site_id=conversation.site_id,
-        client_id=seller.client_id,
+        client_id=seller.client_id if via_api else None,
         from_user=seller.id,
-        to_user=conversation.buyer.id,
+        to_user=receiver_of(conversation),
         text=text,
         moderation_reason=moderation_reason(text),
-        created=utc_now(),
+        created=now,
         first=not conversation.messages,
         option_id=option_id,
         attachments=list(attachments or []),
+        judged_at=now + dt.timedelta(seconds=pending or 0),
     )
     _append(state, conversation, message)
-    if option_id is not None:
+    if conversation.agent_id is not None:
+        conversation.agent_turn = False
+    elif option_id is not None or not is_open(conversation):
         conversation.guide_used = True
     return message
+
+
+def add_agent_message(state: EmulatorState, conversation: Conversation, agent_id: int, text: str) -> Message:
+    """Store a message of the site's AI agent to the seller: the seller may answer it once."""
+    message = Message(
+        id=ids.message_id(),
+        conversation_key=conversation.key,
+        seller_id=conversation.seller_id,
+        site_id=conversation.site_id,
+        client_id=None,
+        from_user=agent_id,
+        to_user=conversation.seller_id,
+        text=text,
+        moderation_reason=None,
+        created=utc_now(),
+        first=not conversation.messages,
+        notified=utc_now(),
+    )
+    _append(state, conversation, message)
+    conversation.agent_turn = True
+    return message
+
+
+def receiver_of(conversation: Conversation) -> int:
+    """Whom the seller writes to: the AI agent in an agent thread, else the buyer."""
+    return conversation.agent_id if conversation.agent_id is not None else conversation.buyer.id
+
+
+def is_open(conversation: Conversation) -> bool:
+    """Whether `/messages` is open without the guide: the buyer has written, or an excepted case."""
+    return conversation.buyer_has_written or conversation.excepted
 
 
 def add_buyer_message(state: EmulatorState, conversation: Conversation, text: str) -> Message:
@@ -134,17 +179,24 @@ def parse_send_body(body: object, seller: Seller, conversation: Conversation) ->
         raise send_error(400, "bad_request", "Invalid 'to' user id")
     if receiver == sender:
         raise send_error(400, "bad_request", "Sender and received must not be equals")
-    if receiver != conversation.buyer.id:
+    if receiver != receiver_of(conversation):
         raise send_error(403, "forbidden", f"Receiver does not belong to order {conversation.key}")
     return SendRequest(_send_text(body.get("text")), _attachment_ids(body.get("attachments")))
 
 
 def check_send_allowed(conversation: Conversation, block: Block | None) -> None:
-    """403 while a block holds or until the buyer has written (the seller opens with the guide)."""
+    """Refuse the send while a block holds (its status, the substatus as `cause`); in an agent
+    thread unless the agent wrote since the seller's last answer; otherwise until the buyer has
+    written (the seller opens with the guide), except in an excepted case (research §1.1)."""
     if block is not None:
-        raise send_error(403, "forbidden", block.send_message)
-    if not conversation.buyer_has_written:
-        raise send_error(403, "forbidden", "blocked_conversation_send_message_forbidden")
+        code = "forbidden" if block.status == 403 else "unavailable"
+        raise _with_cause(send_error(block.status, code, block.send_message), block.substatus)
+    if conversation.agent_id is not None:
+        if not conversation.agent_turn:
+            raise _with_cause(send_error(403, "forbidden", SEND_FORBIDDEN), AI_ASSISTANT)
+        return
+    if not is_open(conversation):
+        raise send_error(403, "forbidden", SEND_FORBIDDEN)
 
 
 def resolve_attachments(state: EmulatorState, seller: Seller, attachment_ids: list[str]) -> list[Attachment]:
@@ -161,6 +213,11 @@ def resolve_attachments(state: EmulatorState, seller: Seller, attachment_ids: li
 def has_unsupported_characters(text: str) -> bool:
     """Whether the text has a character outside ISO-8859-1 and the emoji list."""
     return any(not _supported(character) for character in text)
+
+
+def _with_cause(error: MeliError, cause: str) -> MeliError:
+    error.body["cause"] = cause
+    return error
 
 
 def _append(state: EmulatorState, conversation: Conversation, message: Message) -> None:

@@ -183,8 +183,12 @@ class Message:
 
     @property
     def status(self) -> str:
+        """The message's status now."""
+        return self.status_at(dt.datetime.now(dt.UTC))
+
+    def status_at(self, now: dt.datetime) -> str:
         """`pending` until moderation judges it, then `available`, or `moderated` when rejected."""
-        if self.is_pending(dt.datetime.now(dt.UTC)):
+        if self.is_pending(now):
             return "pending"
         return "available" if self.moderation_reason is None else "moderated"
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from postventa.emulator.guide import Block
 from postventa.emulator.models import Attachment, Conversation, Message, Order, Pack, Seller, Shipment
+from postventa.emulator.moderation import moderation_status
 from postventa.emulator.sites import iso, iso_local, site_zone, utc_now
 
 JSONDict = dict[str, Any]
@@ -84,14 +85,16 @@ def shipment_json(shipment: Shipment, *, new_format: bool) -> JSONDict:
 
 def message_json(message: Message) -> JSONDict:
     """A message as the conversation read (and the `x-format-new` message read) shows it."""
-    available = message.created if message.status == "available" else None
+    now = utc_now()
+    status = message.status_at(now)
+    available = message.moderated_at if status == "available" else None
     return {
         "id": message.id,
         "site_id": message.site_id,
         "client_id": int(message.client_id) if message.client_id else None,
         "from": {"user_id": message.from_user},
         "to": {"user_id": message.to_user},
-        "status": message.status,
+        "status": status,
         "subject": None,
         "text": message.text,
         "message_date": {
@@ -101,7 +104,7 @@ def message_json(message: Message) -> JSONDict:
             "created": iso(message.created),
             "read": iso(message.read) if message.read else None,
         },
-        "message_moderation": _moderation_json(message),
+        "message_moderation": _moderation_json(message, now),
         "message_attachments": [_attachment_json(attachment) for attachment in message.attachments],
         "message_resources": [
             {"id": str(message.conversation_key), "name": "packs"},
@@ -120,7 +123,9 @@ def sent_message_json(message: Message, buyer_nickname: str) -> JSONDict:
 
 def legacy_message_json(message: Message, order_id: int) -> JSONDict:
     """`GET /messages/{id}` without `x-format-new`: the old flat shape (research §3)."""
-    available = message.created if message.status == "available" else None
+    now = utc_now()
+    status, moderation = message.status_at(now), moderation_status(message, now)
+    available = message.moderated_at if status == "available" else None
     return {
         "message_id": message.id,
         "date_received": iso(message.created),
@@ -142,20 +147,22 @@ def legacy_message_json(message: Message, order_id: int) -> JSONDict:
         "site_id": message.site_id,
         "resource": "orders",
         "resource_id": order_id,
-        "status": message.status,
+        "status": status,
         "moderation": {
-            "status": "clean" if message.moderation_reason is None else "rejected",
-            "date_moderated": iso(message.created),
+            "status": moderation,
+            "date_moderated": None if moderation == "pending" else iso(message.moderated_at),
             "source": "online",
         },
     }
 
 
 def conversation_status_json(conversation: Conversation, block: Block | None) -> JSONDict:
-    """`conversation_status`: `blocked` with a substatus while a block holds, else `active`."""
+    """`conversation_status`: `blocked` with a substatus while a block holds, else `active`; the
+    path ends in `/conversations/agent` in an AI-agent thread (research §2.8)."""
     last = conversation.messages[-1].created if conversation.messages else utc_now()
+    agent = "/conversations/agent" if conversation.agent_id is not None else ""
     return {
-        "path": f"/packs/{conversation.key}/sellers/{conversation.seller_id}",
+        "path": f"/packs/{conversation.key}/sellers/{conversation.seller_id}{agent}",
         "status": "blocked" if block else "active",
         "substatus": block.substatus if block else None,
         "status_date": iso(last),
@@ -193,12 +200,14 @@ def _local_iso(day: dt.date, hour: int, zone: dt.tzinfo) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def _moderation_json(message: Message) -> JSONDict:
+def _moderation_json(message: Message, now: dt.datetime) -> JSONDict:
+    status = moderation_status(message, now)
+    pending = status == "pending"
     return {
-        "status": "clean" if message.moderation_reason is None else "rejected",
-        "reason": message.moderation_reason,
+        "status": status,
+        "reason": None if pending else message.moderation_reason,
         "source": "online",
-        "moderation_date": iso(message.created),
+        "moderation_date": None if pending else iso(message.moderated_at),
     }
 
 

@@ -1,4 +1,7 @@
-"""The action guide routes (research §1): options, caps, and sending an option."""
+"""The action guide routes (research §1): options, each option's cap, and sending an option.
+
+An excepted pack answers 400 `blocked_by_excepted_case` on all three (research §1.1).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from postventa.emulator import guide
+from postventa.emulator import blocking, guide
 from postventa.emulator.deps import EmulatorDep, SellerDep, owned_conversation, read_json
 from postventa.emulator.errors import MeliError, guide_error
 from postventa.emulator.messaging import add_seller_message
@@ -22,16 +25,16 @@ router = APIRouter(prefix="/messages/action_guide/packs/{pack_id}")
 async def action_guide(pack_id: str, seller: SellerDep, emulator: EmulatorDep) -> dict[str, Any]:
     """The options the pack offers, each with its `cap_available`."""
     async with emulator.state.lock:
-        options, cap = _options_and_cap(emulator.state, _conversation(emulator.state, pack_id, seller))
-    return guide.options_json(options, cap)
+        caps = _caps(emulator.state, _conversation(emulator.state, pack_id, seller))
+    return guide.options_json(caps)
 
 
 @router.get("/caps_available")
 async def caps_available(pack_id: str, seller: SellerDep, emulator: EmulatorDep) -> list[dict[str, Any]]:
     """The caps alone, as a bare array."""
     async with emulator.state.lock:
-        options, cap = _options_and_cap(emulator.state, _conversation(emulator.state, pack_id, seller))
-    return guide.caps_json(options, cap)
+        caps = _caps(emulator.state, _conversation(emulator.state, pack_id, seller))
+    return guide.caps_json(caps)
 
 
 @router.post("/option")
@@ -43,11 +46,16 @@ async def send_option(
     state = emulator.state
     async with state.lock:
         conversation = _conversation(state, pack_id, seller)
+        guide.check_not_excepted(conversation)
         option = guide.parse_option_request(body)
         shipment = state.shipment_of(conversation)
-        block = guide.conversation_block(state.orders_of(conversation), shipment)
-        text = guide.option_text(option, conversation, shipment, block, site_today(conversation.site_id))
-        message = add_seller_message(state, conversation, seller, text, option_id=str(option.option_id))
+        block = blocking.block_of(state, conversation)
+        caps = guide.option_caps(conversation, shipment, block, state.config.other_closed_on_delivery_sites)
+        today = site_today(conversation.site_id)
+        text = guide.option_text(option, conversation, shipment, block, caps, today)
+        option_id = str(option.option_id)
+        message = add_seller_message(state, conversation, seller, text, option_id=option_id)
+        guide.use_cap(conversation, option_id)
     emulator.after_seller_message(message)
     return sent_message_json(message, conversation.buyer.nickname)
 
@@ -71,9 +79,9 @@ def _not_found(message: str) -> MeliError:
     return guide_error(404, "not_found", message, "not_found")
 
 
-def _options_and_cap(state: EmulatorState, conversation: Conversation) -> tuple[list[str], int]:
-    shipment = state.shipment_of(conversation)
-    block = guide.conversation_block(state.orders_of(conversation), shipment)
-    return guide.available_options(conversation.site_id, shipment.logistic_type), guide.cap_available(
-        conversation, block
+def _caps(state: EmulatorState, conversation: Conversation) -> dict[str, int]:
+    guide.check_not_excepted(conversation)
+    block = blocking.block_of(state, conversation)
+    return guide.option_caps(
+        conversation, state.shipment_of(conversation), block, state.config.other_closed_on_delivery_sites
     )

@@ -1,5 +1,6 @@
 """Messaging routes (research §2, §3): read a conversation, send a message, read one message,
-upload and download attachments."""
+upload and download attachments. Blocks (research §2.5) come from `blocking`; every read shows a
+message's current moderation, including a late verdict (research §2.10)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from postventa.emulator import attachments, guide, messaging
+from postventa.emulator import attachments, blocking, messaging
 from postventa.emulator.deps import EmulatorDep, SellerDep, is_true, owned_conversation, parse_int, read_json
 from postventa.emulator.errors import MeliError, generic_error, send_error
 from postventa.emulator.models import Conversation, Seller
@@ -37,7 +38,7 @@ async def read_conversation(
         conversation = _conversation(
             state, pack_id, seller_id, seller, _read_forbidden(pack_id), _read_missing
         )
-        block = guide.conversation_block(state.orders_of(conversation), state.shipment_of(conversation))
+        block = blocking.block_of(state, conversation)
         page = messaging.conversation_page(conversation, limit, offset, mark_as_read=mark)
         return {
             "paging": {"limit": limit, "offset": offset, "total": len(conversation.messages)},
@@ -59,7 +60,7 @@ async def send_message(
     async with state.lock:
         conversation = _conversation(state, pack_id, seller_id, seller, forbidden, _send_missing)
         checked = messaging.parse_send_body(body, seller, conversation)
-        block = guide.conversation_block(state.orders_of(conversation), state.shipment_of(conversation))
+        block = blocking.block_of(state, conversation)
         messaging.check_send_allowed(conversation, block)
         files = messaging.resolve_attachments(state, seller, checked.attachment_ids)
         message = messaging.add_seller_message(state, conversation, seller, checked.text, attachments=files)

@@ -18,6 +18,7 @@ from postventa.emulator.messaging import add_buyer_message
 from postventa.emulator.models import Message, Order
 from postventa.emulator.notifications import Notifier
 from postventa.emulator.ratelimit import RateLimiter
+from postventa.emulator.sites import utc_now
 from postventa.emulator.state import EmulatorState, NewOrder, NewSeller
 
 
@@ -88,11 +89,13 @@ class Emulator:
         return message
 
     def after_seller_message(self, message: Message) -> None:
-        """Schedule the automatic buyer reply (`AutoBuyerReplySeconds`) to an available seller message."""
+        """Schedule the automatic buyer reply (`AutoBuyerReplySeconds`) to a seller message that
+        moderation lets through; a pending one is answered that long after it becomes available."""
         delay = self.config.auto_buyer_reply_seconds
-        if delay is None or message.status != "available":
+        if delay is None or message.moderation_reason is not None:
             return
-        self.spawn(self._auto_reply(message.conversation_key, delay))
+        pending = max(0.0, (message.moderated_at - utc_now()).total_seconds())
+        self.spawn(self._auto_reply(message.conversation_key, delay + pending))
 
     async def _auto_reply(self, key: int, delay: float) -> None:
         await asyncio.sleep(delay)
