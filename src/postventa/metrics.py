@@ -78,10 +78,13 @@ class QueueSnapshot:
 
     by_status: dict[str, int] = field(default_factory=dict)
     due: int = 0
+    # Each linked account: whether its link needs relinking (Mercado Libre refused its refresh token).
+    needs_relink: dict[int, bool] = field(default_factory=dict)
 
 
 class _QueueCollector(Collector):
-    """Exposes one snapshot as the `postventa_messages` and `postventa_messages_due` gauges."""
+    """Exposes one snapshot as the `postventa_messages`, `postventa_messages_due` and
+    `postventa_marketplace_link_needs_relink` gauges."""
 
     def __init__(self, snapshot: QueueSnapshot) -> None:
         self.snapshot = snapshot
@@ -99,6 +102,16 @@ class _QueueCollector(Collector):
             "Outbound messages a worker could claim now (queued and due, or with an expired lease).",
             value=self.snapshot.due,
         )
+        # Read from the database like the queue: the process that marks a link (a worker) is seldom
+        # the one that links it again (the API), and a gauge kept in either would disagree.
+        relink = GaugeMetricFamily(
+            "postventa_marketplace_link_needs_relink",
+            "1 while the account's Mercado Libre link needs relinking (its messages wait), else 0.",
+            labels=["account_id"],
+        )
+        for account_id, needs_relink in sorted(self.snapshot.needs_relink.items()):
+            relink.add_metric([str(account_id)], 1 if needs_relink else 0)
+        yield relink
 
 
 class _Forward(Collector):

@@ -17,8 +17,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from postventa.api.context import Context, context_of
+from postventa.domain.delivery import LinkStatus
 from postventa.metrics import QueueSnapshot, exposition
 from postventa.store import outbox
+from postventa.store.links import link_statuses
 from postventa.store.migrate import current_revision, head_revision
 
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -83,7 +85,9 @@ async def _queue_snapshot(context: Context) -> QueueSnapshot | None:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS), context.database.transaction() as connection:
             by_status = await outbox.count_by_status(connection)
             due = await outbox.count_due(connection, context.clock())
+            links = await link_statuses(connection)
     except Exception as error:  # a scrape still shows the process metrics
         log.warning("metrics_database_failed", error=f"{type(error).__name__}: {error}")
         return None
-    return QueueSnapshot(by_status=by_status, due=due)
+    needs_relink = {account_id: status is LinkStatus.NEEDS_RELINK for account_id, status in links.items()}
+    return QueueSnapshot(by_status=by_status, due=due, needs_relink=needs_relink)

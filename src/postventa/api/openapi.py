@@ -111,6 +111,12 @@ def admin_responses(
 MARKETPLACE_ERRORS: dict[int | str, dict[str, Any]] = {
     502: _error("Mercado Libre could not be reached or failed; nothing was changed."),
 }
+LINK_REVOKED_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: _error(
+        "The account's link needs relinking (marketplace_link_revoked): Mercado Libre refused its "
+        "authorization; link it again with PUT /admin/accounts/{accountId}/mercadolibre."
+    ),
+}
 
 WEBHOOK_REQUEST: dict[str, Any] = {
     "requestBody": {

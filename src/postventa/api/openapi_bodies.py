@@ -143,6 +143,25 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "SendOptions": _object({"OrderId": ID, "Results": {"type": "array", "items": ref("ReasonOption")}}),
     "Account": _object({"Id": ID, "Name": _TEXT}),
     "Accounts": _object({"Results": {"type": "array", "items": ref("Account")}}),
+    "AccountDetail": _object(
+        {
+            "Id": ID,
+            "Name": _TEXT,
+            "MercadoLibre": nullable(
+                _object(
+                    {
+                        "SellerId": ID,
+                        "SiteId": _TEXT,
+                        "Status": {"type": "string", "enum": ["active", "needs_relink"]},
+                        "StatusReason": nullable(_TEXT),
+                        "StatusChangedAt": nullable(_TIMESTAMP),
+                    },
+                    "The seller and the link's status; needs_relink: link the account again.",
+                )
+            ),
+        },
+        "An account and its Mercado Libre link (never credentials or tokens).",
+    ),
     "ImportedOrders": _object(
         {"Results": {"type": "array", "items": _object({"Id": ID, "ExternalOrderId": _TEXT})}}
     ),

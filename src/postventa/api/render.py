@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from postventa.domain.orders import MERCADOLIBRE, ORDER_STATUS_LABELS, status_type_of
+from postventa.services.admin import AccountDetail
 from postventa.services.reading import ReasonOption
 from postventa.store.messages import StoredMessage
 from postventa.store.orders import Order
@@ -97,4 +98,22 @@ def option_json(option: ReasonOption, status_of: dict[Any, int]) -> dict[str, An
         "Code": None if refusal is None else refusal.code,
         "Message": None if refusal is None else refusal.message,
         "Template": option.preview,
+    }
+
+
+def account_json(detail: AccountDetail) -> dict[str, Any]:
+    """An account and its Mercado Libre link's seller and status (the admin API and `accounts show`)."""
+    link = detail.link
+    return {
+        "Id": detail.account.id,
+        "Name": detail.account.name,
+        "MercadoLibre": {
+            "SellerId": link.seller_id,
+            "SiteId": link.site.value,
+            "Status": link.status.value,
+            "StatusReason": link.status_reason,
+            "StatusChangedAt": timestamp(link.status_changed_at),
+        }
+        if link is not None
+        else None,
     }

@@ -141,6 +141,15 @@ def accounts_create(name: Annotated[str, typer.Argument(help="The account's name
     emit({"Id": account.id, "Name": account.name})
 
 
+@accounts_app.command("show")
+def accounts_show(account_id: Annotated[int, typer.Argument(help="The account's id.")]) -> None:
+    """Show an account and its Mercado Libre link's status (needs_relink: link it again)."""
+    from postventa.api.render import account_json
+
+    detail = in_transaction(lambda connection: admin.account_detail(connection, account_id), write=False)
+    emit(account_json(detail))
+
+
 RateLimitsText = Annotated[
     str | None, typer.Option(help="The key's own limits, e.g. send=10/minute,read=100/minute.")
 ]

@@ -13,6 +13,7 @@ from postventa.domain.text import refuse_unprintable
 from postventa.services.auth import issue_api_key, key_rate_limits
 from postventa.services.order_input import parse_orders
 from postventa.store import accounts as account_store
+from postventa.store import links as link_store
 from postventa.store.orders import upsert_order
 
 
@@ -24,6 +25,14 @@ class CreatedKey:
     api_key: str
     account_ids: list[int]
     rate_limits: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountDetail:
+    """An account with what an operator may see of its Mercado Libre link (None: not linked)."""
+
+    account: account_store.Account
+    link: link_store.LinkSummary | None
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,14 @@ async def create_account(connection: AsyncConnection, name: str, now: dt.datetim
 async def list_accounts(connection: AsyncConnection) -> list[account_store.Account]:
     """Every account."""
     return await account_store.list_accounts(connection)
+
+
+async def account_detail(connection: AsyncConnection, account_id: int) -> AccountDetail:
+    """One account and its link's seller and status (whether it needs relinking); no secrets."""
+    account = await account_store.get_account(connection, account_id)
+    if account is None:
+        raise not_found("account_not_found", f"No account {account_id}.")
+    return AccountDetail(account, await link_store.link_summary(connection, account_id))
 
 
 async def create_api_key(

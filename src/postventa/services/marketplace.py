@@ -3,6 +3,11 @@
 These use cases talk to Mercado Libre through the client they are given and write through their
 own short transactions, never holding a database transaction open across a slow call except the
 token refresh, which must be serialised (refresh tokens rotate: two refreshes would lose one).
+
+A refresh token Mercado Libre refuses (`invalid_grant`: the seller revoked the application or
+changed the password, or a rotated token was lost with a dropped response) comes back only when
+the seller authorises the application again: the link is marked `needs_relink`, and nothing asks
+Mercado Libre for that account's tokens again until an operator saves a new link.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from postventa.domain.delivery import FailureKind
+from postventa.domain.delivery import DeliveryFailure, FailureKind, LinkStatus
 from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_found
 from postventa.domain.orders import MERCADOLIBRE, DeliveryWindow, LogisticType, status_from_mercadolibre
 from postventa.domain.sites import Site
@@ -23,10 +29,13 @@ from postventa.meli.models import MeliOrder
 from postventa.services.order_input import validation_refusal
 from postventa.store import accounts as account_store
 from postventa.store import links as link_store
+from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.orders import Buyer, OrderData, upsert_order
 
 T = TypeVar("T")
+log = structlog.get_logger("postventa.marketplace")
+LINK_REVOKED = "marketplace_link_revoked"
 TOKEN_MARGIN_SECONDS = 120  # refresh this long before expiry, so no call carries a dying token
 
 
@@ -81,6 +90,8 @@ async def link_account(
     )
     async with database.transaction(write=True) as connection:
         await link_store.save_link(connection, link, now, database.token_cipher)
+        # Messages that waited for a working link go now, not at a later retry time.
+        await outbox.resume_account(connection, account_id, now)
 
 
 async def session_for(
@@ -94,31 +105,54 @@ async def session_for(
     """The account's seller with an access token that is valid now; None when the account is not linked.
 
     `refused_token` is a token Mercado Libre just answered 401 to: it is replaced even if not expired.
+    Raises MeliError with a RELINK failure when the link needs relinking, or when Mercado Libre
+    refuses its refresh token now (the link is then marked `needs_relink`, and that mark committed).
     """
     async with database.transaction() as connection:
         link = await link_store.get_link(connection, account_id, database.token_cipher)
     if link is None:
         return None
+    if link.status is LinkStatus.NEEDS_RELINK:
+        raise MeliError(_relink_failure(account_id, link.status_reason))
     if _usable(link, now, refused_token):
         assert link.access_token is not None
         return Session(link, link.access_token)
+    refused: DeliveryFailure | None = None
     async with database.transaction(write=True) as connection:
         link = await link_store.get_link(connection, account_id, database.token_cipher, for_update=True)
         assert link is not None
+        if link.status is LinkStatus.NEEDS_RELINK:  # another process was refused meanwhile
+            raise MeliError(_relink_failure(account_id, link.status_reason))
         if _usable(link, now, refused_token):  # another process refreshed it meanwhile
             assert link.access_token is not None
             return Session(link, link.access_token)
-        grant = await meli.refresh(link.client_id, link.client_secret, link.refresh_token)
-        expires_at = now + dt.timedelta(seconds=grant.expires_in_seconds)
-        await link_store.save_tokens(
-            connection,
-            account_id,
-            access_token=grant.access_token,
-            refresh_token=grant.refresh_token,
-            expires_at=expires_at,
-            now=now,
-            cipher=database.token_cipher,
+        try:
+            grant = await meli.refresh(link.client_id, link.client_secret, link.refresh_token)
+        except MeliError as error:
+            if error.failure.kind is not FailureKind.RELINK:
+                raise
+            refused = error.failure
+            # Marked inside the block, raised after it: the mark must be committed, not rolled back.
+            await link_store.mark_needs_relink(connection, account_id, refused.message, now)
+        else:
+            expires_at = now + dt.timedelta(seconds=grant.expires_in_seconds)
+            await link_store.save_tokens(
+                connection,
+                account_id,
+                access_token=grant.access_token,
+                refresh_token=grant.refresh_token,
+                expires_at=expires_at,
+                now=now,
+                cipher=database.token_cipher,
+            )
+    if refused is not None:
+        log.warning(
+            "marketplace_link_needs_relink",
+            account_id=account_id,
+            seller_id=link.seller_id,
+            code=refused.code,
         )
+        raise MeliError(_relink_failure(account_id, refused.message), 400)
     fresh = replace(
         link,
         access_token=grant.access_token,
@@ -126,6 +160,17 @@ async def session_for(
         access_token_expires_at=expires_at,
     )
     return Session(fresh, grant.access_token)
+
+
+def _relink_failure(account_id: int, reason: str | None) -> DeliveryFailure:
+    """The failure every use of a link that needs relinking ends with, until it is linked again."""
+    detail = f" ({reason})" if reason else ""
+    return DeliveryFailure(
+        FailureKind.RELINK,
+        LINK_REVOKED,
+        f"Mercado Libre refused account {account_id}'s authorization{detail}: the seller must "
+        f"authorise the application again and the account be linked again.",
+    )
 
 
 async def sync_orders(database: Database, account_id: int, meli: MeliClient, now: dt.datetime) -> int:
@@ -154,7 +199,12 @@ async def sync_order(
 
 
 async def _linked_session(database: Database, account_id: int, meli: MeliClient, now: dt.datetime) -> Session:
-    session = await _marketplace_call(session_for(database, account_id, meli, now))
+    try:
+        session = await session_for(database, account_id, meli, now)
+    except MeliError as error:
+        if error.failure.kind is FailureKind.RELINK:
+            raise PostventaError.of(RefusalKind.CONFLICT, LINK_REVOKED, error.failure.message) from error
+        raise _refusal(error) from error
     if session is None:
         raise not_found("account_not_linked", f"Account {account_id} is not linked to Mercado Libre.")
     return session
@@ -212,13 +262,16 @@ async def _marketplace_call(call: Awaitable[T]) -> T:
     try:
         return await call
     except MeliError as error:
-        failure = error.failure
-        if failure.kind in (FailureKind.AUTH, FailureKind.PERMANENT):
-            raise invalid(
-                "invalid_credentials", f"Mercado Libre refused the credentials: {failure.message}"
-            ) from error
-        raise PostventaError.of(
-            RefusalKind.UPSTREAM,
-            "marketplace_unavailable",
-            f"Mercado Libre could not be reached: {failure.message}",
-        ) from error
+        raise _refusal(error) from error
+
+
+def _refusal(error: MeliError) -> PostventaError:
+    failure = error.failure
+    # RELINK: the refresh token given is refused (invalid_grant), as a wrong one would be.
+    if failure.kind in (FailureKind.AUTH, FailureKind.PERMANENT, FailureKind.RELINK):
+        return invalid("invalid_credentials", f"Mercado Libre refused the credentials: {failure.message}")
+    return PostventaError.of(
+        RefusalKind.UPSTREAM,
+        "marketplace_unavailable",
+        f"Mercado Libre could not be reached: {failure.message}",
+    )

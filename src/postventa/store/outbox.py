@@ -19,6 +19,7 @@ from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, litera
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select, Update
 
+from postventa.domain.delivery import LinkStatus
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
 from postventa.store.engine import Database
@@ -88,11 +89,19 @@ class Outcome:
     next_route: str | None = None
 
 
+def _deliverable_account() -> Any:
+    """The message's account is linked to Mercado Libre and its link works: the messages of an account
+    not linked, or whose link needs relinking (Mercado Libre refused its refresh token), wait in the
+    queue until it is linked again, neither failed nor retried against a refusal."""
+    return messages.c.account_id.in_(
+        select(marketplace_links.c.account_id).where(marketplace_links.c.status == LinkStatus.ACTIVE.value)
+    )
+
+
 def _due(now: Any) -> Any:
-    # Messages of accounts not linked to Mercado Libre wait in the queue until they are linked.
     return and_(
         messages.c.direction == "outbound",
-        messages.c.account_id.in_(select(marketplace_links.c.account_id)),
+        _deliverable_account(),
         or_(_queued_due(now), _lease_expired(now)),
     )
 
@@ -117,7 +126,7 @@ def _claim_update(which: Any, *, skip_locked: bool) -> Update:
         select(messages.c.id)
         .where(
             messages.c.direction == "outbound",
-            messages.c.account_id.in_(select(marketplace_links.c.account_id)),
+            _deliverable_account(),
             which(now),
         )
         .order_by(messages.c.next_attempt_at, messages.c.id)
@@ -591,6 +600,22 @@ async def requeue(connection: AsyncConnection, now: dt.datetime, message_ids: li
             error_code=None,
             error_message=None,
         )
+    )
+    return int(result.rowcount)
+
+
+async def resume_account(connection: AsyncConnection, account_id: int, now: dt.datetime) -> int:
+    """Make the account's queued messages due now (its link works again); returns how many were
+    waiting for later. Their attempts and routes are kept: this is the same delivery, resumed."""
+    result = await connection.execute(
+        update(messages)
+        .where(
+            messages.c.account_id == account_id,
+            messages.c.direction == "outbound",
+            messages.c.status == "queued",
+            messages.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
     )
     return int(result.rowcount)
 

@@ -13,6 +13,7 @@ from postventa.api import openapi
 from postventa.api.context import Context, context_of
 from postventa.api.openapi_bodies import ref
 from postventa.api.params import read_json_document
+from postventa.api.render import account_json
 from postventa.api.routes.messages import path_id
 from postventa.domain.errors import PostventaError, RefusalKind, not_found
 from postventa.services import admin
@@ -111,6 +112,21 @@ async def list_accounts(context: Admin) -> Response:
     return JSONResponse({"Results": [{"Id": account.id, "Name": account.name} for account in found]})
 
 
+@router.get(
+    "/accounts/{accountId}",
+    responses=openapi.admin_responses(
+        200, "The account and its Mercado Libre link's status.", ref("AccountDetail"), reads_body=False
+    ),
+)
+async def get_account(accountId: str, context: Admin) -> Response:
+    """The account, and its Mercado Libre seller and link status: `needs_relink` when Mercado Libre
+    refused its authorization and the seller must authorise the application again (no secrets)."""
+    account_id = path_id(accountId, "accountId", "account_id_invalid")
+    async with context.database.transaction() as connection:
+        detail = await admin.account_detail(connection, account_id)
+    return JSONResponse(account_json(detail))
+
+
 @router.post(
     "/api-keys",
     status_code=201,
@@ -202,7 +218,8 @@ async def buyer_message(orderId: str, request: Request, context: Admin) -> Respo
     openapi_extra=_body_schema(LinkIn),
 )
 async def link_mercadolibre(accountId: str, request: Request, context: Admin) -> Response:
-    """Link the account to a Mercado Libre seller; the credentials are checked with Mercado Libre."""
+    """Link the account to a Mercado Libre seller; the credentials are checked with Mercado Libre.
+    Linking again an account whose link needs relinking makes it active: its messages go at once."""
     account_id = path_id(accountId, "accountId", "account_id_invalid")
     document = await read_json_document(request)
     await link_account(context.database, account_id, document, context.meli, context.clock())
@@ -215,6 +232,7 @@ async def link_mercadolibre(accountId: str, request: Request, context: Admin) ->
     responses={
         **openapi.admin_responses(200, "Orders imported.", ref("MercadoLibreSync"), reads_body=False),
         **openapi.MARKETPLACE_ERRORS,
+        **openapi.LINK_REVOKED_ERRORS,
     },
 )
 async def sync_mercadolibre(accountId: str, context: Admin) -> Response:
