@@ -58,7 +58,14 @@ class Settings(BaseSettings):
     meli_requests_per_minute: int = Field(
         default=500,
         gt=0,
-        description="Mercado Libre calls per minute per process, reads and writes each (its app limit).",
+        description="Mercado Libre calls per minute per application (client id) and endpoint, shared "
+        "by every process: through Redis (POSTVENTA_REDIS_URL) or else the database.",
+    )
+    meli_cool_down_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="After a 429 without Retry-After, how long no process calls that endpoint for "
+        "that application.",
     )
     heartbeat_max_age_seconds: float = Field(
         default=60.0, gt=0, description="/readyz fails when no delivery worker was seen for this long."

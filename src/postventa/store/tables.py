@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -325,4 +326,26 @@ idempotency_keys = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
     UniqueConstraint("api_key_id", "key"),
+)
+
+# Mercado Libre's call budget, shared by every process of an application when no Redis is configured
+# (store/meli_budget.py, meli/pacing.py): the calls reserved in the moving window, one row per block,
+# and the counters that expire (a cool-down after a 429). Times are epoch seconds, as `limits` keeps
+# them.
+meli_call_window = Table(
+    "meli_call_window",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False),
+    Column("taken_at", Double(), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Index(None, "key", "taken_at"),
+)
+
+meli_call_counters = Table(
+    "meli_call_counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Double(), nullable=False),
 )
