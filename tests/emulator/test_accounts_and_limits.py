@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from postventa.emulator.ratelimit import endpoint_key
 from tests.emulator.live_world import LiveEmulator, live_emulator
 from tests.emulator.world import SellerSession, World
 
@@ -238,3 +239,26 @@ async def test_routes_outside_messages_need_no_tag(live: LiveEmulator) -> None:
     seller = await world.seller()
     assert (await me(world, seller)).status_code == 200
     assert (await world.http.get("/users/me", params={"tag": "x"}, headers=seller.headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "endpoint"),
+    [
+        (
+            "get",
+            "/messages/packs/2000000000000001/sellers/1933150001",
+            "GET /messages/packs/{id}/sellers/{id}",
+        ),
+        ("GET", "/messages/" + "ab" * 16, "GET /messages/{id}"),
+        ("GET", "/messages/attachments/1933_x.pdf", "GET /messages/attachments/{id}"),
+        (
+            "GET",
+            "/messages/action_guide/packs/7/caps_available",
+            "GET /messages/action_guide/packs/{id}/caps_available",
+        ),
+        ("POST", "/oauth/token", "POST /oauth/token"),
+        ("GET", "/users/me/", "GET /users/me"),
+    ],
+)
+def test_endpoint_keys_replace_ids(method: str, path: str, endpoint: str) -> None:
+    assert endpoint_key(method, path) == endpoint

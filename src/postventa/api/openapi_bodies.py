@@ -86,7 +86,7 @@ _MESSAGE = _object(
         ),
         "Status": {
             "type": "string",
-            "enum": ["queued", "sending", "sent", "moderated", "failed", "received"],
+            "enum": ["queued", "sending", "pending_moderation", "sent", "moderated", "failed", "received"],
         },
         "DateCreated": _TIMESTAMP,
         "DateStatus": nullable(_TIMESTAMP),
@@ -97,6 +97,14 @@ _MESSAGE = _object(
         "ModerationReason": nullable(_TEXT),
         "ErrorCode": nullable(_TEXT),
         "ErrorMessage": nullable(_TEXT),
+        "Source": {
+            "type": "string",
+            "enum": ["postventa", "marketplace"],
+            "description": "Where it was written: through postventa, or on Mercado Libre (the buyer's, "
+            "the AI agent's, or a seller message from the seller center or another tool).",
+        },
+        "Author": {"type": "string", "enum": ["seller", "buyer", "agent"]},
+        "ReadAt": nullable(_TIMESTAMP),
     },
     "A message of a conversation, either direction, with its delivery status.",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from postventa.domain.inbound import shown_author, shown_source
 from postventa.domain.orders import MERCADOLIBRE, ORDER_STATUS_LABELS, status_type_of
 from postventa.services.admin import AccountDetail
 from postventa.services.reading import ReasonOption
@@ -82,6 +83,9 @@ def message_json(message: StoredMessage, order_id: int) -> dict[str, Any]:
         "ModerationReason": message.moderation_reason,
         "ErrorCode": message.error_code,
         "ErrorMessage": message.error_message,
+        "Source": shown_source(message.direction.value, message.source).value,
+        "Author": shown_author(message.direction.value, message.author).value,
+        "ReadAt": timestamp(message.read_at),
     }
 
 

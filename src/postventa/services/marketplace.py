@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from postventa.domain.delivery import DeliveryFailure, FailureKind, LinkStatus
 from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_found
+from postventa.domain.inbound import SiteProblem, order_site_problem
 from postventa.domain.orders import MERCADOLIBRE, DeliveryWindow, LogisticType, status_from_mercadolibre
 from postventa.domain.sites import Site
 from postventa.meli.client import MeliClient, MeliError
@@ -36,6 +37,7 @@ from postventa.store.orders import Buyer, OrderData, upsert_order
 T = TypeVar("T")
 log = structlog.get_logger("postventa.marketplace")
 LINK_REVOKED = "marketplace_link_revoked"
+KNOWN_SITES = frozenset(site.value for site in Site)
 TOKEN_MARGIN_SECONDS = 120  # refresh this long before expiry, so no call carries a dying token
 
 
@@ -211,6 +213,7 @@ async def _linked_session(database: Database, account_id: int, meli: MeliClient,
 
 
 async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> OrderData:
+    site = _order_site(session, order)
     shipment = await meli.shipment(session.access_token, order.shipment_id) if order.shipment_id else None
     window = None
     if (
@@ -231,7 +234,7 @@ async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> O
         external_order_id=str(order.id),
         pack_id=order.pack_id,
         marketplace=MERCADOLIBRE,
-        site=Site.parse(order.site_id or "") or session.link.site,
+        site=site,
         status=status_from_mercadolibre(order.status, shipment.status if shipment else None),
         logistic_type=logistic,
         buyer=Buyer(
@@ -240,6 +243,28 @@ async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> O
         date_created=order.date_created or dt.datetime.now(dt.UTC),
         delivery_window=window,
     )
+
+
+def _order_site(session: Session, order: MeliOrder) -> Site:
+    """The order's own site; an order of an unknown site, or of another site than the seller's link,
+    is refused (400 `order_site_unknown` / `order_site_mismatch`) rather than filed under a wrong one."""
+    link_site = session.link.site
+    problem = order_site_problem(order.site_id, known_sites=KNOWN_SITES, link_site=link_site.value)
+    if problem is SiteProblem.UNKNOWN:
+        raise invalid(
+            problem.value,
+            f"Order {order.id} has site {order.site_id!r}, which is not a known Mercado Libre site; "
+            "it was not imported.",
+        )
+    if problem is SiteProblem.MISMATCH:
+        raise invalid(
+            problem.value,
+            f"Order {order.id} is of site {order.site_id}, but account {session.link.account_id} is "
+            f"linked to a seller of site {link_site.value}; it was not imported.",
+        )
+    site = Site.parse(order.site_id or "")
+    assert site is not None
+    return site
 
 
 def session_usable(session: Session, now: dt.datetime) -> bool:

@@ -52,6 +52,9 @@ class StoredMessage:
     moderation_reason: str | None
     error_code: str | None
     error_message: str | None
+    source: str = "postventa"  # postventa, or marketplace: written on Mercado Libre
+    author: str | None = None  # seller, buyer or agent (None: recorded before authors were kept)
+    read_at: dt.datetime | None = None  # when its recipient read it on Mercado Libre
 
 
 @dataclass(frozen=True)
@@ -370,4 +373,7 @@ def _stored_message(row: Row[Any]) -> StoredMessage:
         moderation_reason=row.moderation_reason,
         error_code=row.error_code,
         error_message=row.error_message,
+        source=row.source,
+        author=row.author,
+        read_at=row.read_at,
     )
