@@ -4,6 +4,7 @@ again. On SQLite and PostgreSQL, with a scripted Mercado Libre client."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
@@ -139,6 +140,27 @@ async def test_invalid_grant_marks_the_link_once_commits_it_and_never_refreshes_
     assert meli.refreshes == ["refresh-0"]  # no call to Mercado Libre after the refusal
     assert not [entry for entry in again_logs if entry["event"] == "marketplace_link_needs_relink"]
     assert (await stored_link(database, account_id)).status_changed_at == link.status_changed_at
+
+
+class SlowRefusal(ScriptedMeli):
+    """Refuses each refresh after a while, so concurrent sessions overlap while it is asked."""
+
+    async def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenGrant:
+        await asyncio.sleep(0.2)
+        return await super().refresh(client_id, client_secret, refresh_token)
+
+
+async def test_concurrent_sessions_ask_mercado_libre_once_and_all_get_the_relink_failure(database):
+    account_id, seller_id = await linked_account(database)
+    meli = SlowRefusal(seller_id, refusal=invalid_grant())
+
+    results = await asyncio.gather(
+        *(session_for(database, account_id, meli, now()) for _ in range(4)), return_exceptions=True
+    )
+
+    assert meli.refreshes == ["refresh-0"]
+    assert all(isinstance(result, MeliError) for result in results), results
+    assert {result.failure.kind for result in results} == {FailureKind.RELINK}
 
 
 async def test_a_valid_token_keeps_working_and_other_refresh_failures_do_not_mark_the_link(database):
