@@ -170,8 +170,8 @@ def _relink_failure(account_id: int, reason: str | None) -> DeliveryFailure:
     return DeliveryFailure(
         FailureKind.RELINK,
         LINK_REVOKED,
-        f"Mercado Libre refused account {account_id}'s authorization{detail}: the seller must "
-        f"authorise the application again and the account be linked again.",
+        f"Account {account_id} needs relinking: Mercado Libre refused its authorization{detail}. The "
+        "seller must authorise the application again, and an operator link the account again.",
     )
 
 
