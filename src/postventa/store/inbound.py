@@ -424,14 +424,16 @@ async def save_agent(connection: AsyncConnection, conversation_id: int, agent_us
 
 
 async def pending_moderation_messages(connection: AsyncConnection, *, limit: int) -> list[tuple[int, str]]:
-    """(account, Mercado Libre id) of seller messages moderation has not decided, oldest change first."""
+    """(account, Mercado Libre id) of seller messages moderation has not decided, newest first: a
+    verdict comes within minutes, and one that never comes (the message gone) must not hold the
+    budget; the conversation poll reads the older ones' conversations within the window too."""
     rows = await connection.execute(
         select(messages.c.account_id, messages.c.marketplace_message_id)
         .where(
             messages.c.status == MessageStatus.PENDING_MODERATION.value,
             messages.c.marketplace_message_id.is_not(None),
         )
-        .order_by(messages.c.status_changed_at)
+        .order_by(messages.c.status_changed_at.desc())
         .limit(limit)
     )
     return [(row.account_id, row.marketplace_message_id) for row in rows]
