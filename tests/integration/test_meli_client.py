@@ -1,4 +1,5 @@
-"""The Mercado Libre client over real sockets: what each way a call can end becomes.
+"""The Mercado Libre client over real sockets: what each way a call can end becomes, and its reads
+against the emulator (caps, a conversation with its status, a message, missed feeds).
 
 A scripted loopback server answers each request as the test says (a status and body, a wrong body,
 silence, a dropped connection), so that every branch of the classification runs on the real
@@ -10,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+import httpx2
 import pytest
 
 from postventa.domain.delivery import FailureKind
+from postventa.emulator import EmulatorConfig, create_emulator_app
 from postventa.meli.client import MeliClient, MeliError
+from tests.emulator.world import LiveServer, World
 from tests.servers import free_port
 
 Answer = Callable[[bytes], bytes | None]  # the request's bytes -> the response (None: drop the line)
@@ -193,3 +198,106 @@ async def test_no_proxy_exempts_the_host(serve, monkeypatch) -> None:
     finally:
         await client.aclose()
     assert server.requests[0].startswith(b"POST /messages/packs/")
+
+
+# --- the reads over real HTTP against the emulator ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[LiveServer]:
+    """The emulator on a loopback port; its callback URL answers nothing, so every notification ends
+    in /missed_feeds after one quick retry."""
+    config = EmulatorConfig(
+        notify_url=f"http://127.0.0.1:{free_port()}/notify",
+        notify_retry_delays_seconds=(0.01,),
+        notify_timeout_seconds=1.0,
+    )
+    with LiveServer(create_emulator_app(config)) as server:
+        yield server
+
+
+@pytest.fixture
+async def world(emulator: LiveServer) -> AsyncIterator[World]:
+    async with httpx2.AsyncClient(base_url=emulator.url) as http:
+        yield World(http)
+
+
+@pytest.fixture
+async def meli(emulator: LiveServer) -> AsyncIterator[MeliClient]:
+    client = MeliClient(emulator.url)
+    yield client
+    await client.aclose()
+
+
+async def test_caps_are_read_as_mercado_libre_sends_them(world: World, meli: MeliClient) -> None:
+    seller = await world.seller("MLA")
+    order = await world.order(seller)
+    raw = await world.http.get(
+        f"/messages/action_guide/packs/{order['Key']}/caps_available",
+        params={"tag": "post_sale"},
+        headers=seller.headers,
+    )
+    caps = await meli.caps_available(seller.access_token, order["Key"], application=seller.client_id)
+    assert raw.status_code == 200
+    assert caps == {entry["option_id"]: entry["cap_available"] for entry in raw.json()}
+    assert "OTHER" in caps
+
+
+async def test_a_conversation_is_read_with_its_status_and_left_unread(world: World, meli: MeliClient) -> None:
+    seller = await world.seller("MLA")
+    order = await world.order(seller)
+    first = await world.buyer_writes(order["Key"], "Hola")
+    await world.buyer_writes(order["Key"], "¿Cuándo llega?")
+    read = await meli.conversation_read(
+        seller.access_token, order["Key"], seller.id, application=seller.client_id
+    )
+    assert [m.text for m in read.messages if m.from_user_id != seller.id][-2:] in (
+        ["Hola", "¿Cuándo llega?"],
+        ["¿Cuándo llega?", "Hola"],
+    )
+    assert read.status.status == "active"
+    assert not read.status.is_agent
+    assert read.status.path == f"/packs/{order['Key']}/sellers/{seller.id}"
+    message = await meli.message(seller.access_token, first, application=seller.client_id)
+    assert message.id == first
+    assert message.read_at is None  # the read above did not mark it read
+    assert message.pack_id == order["Key"]
+    assert message.created_at is not None
+
+
+async def test_a_message_read_on_mercado_libre_has_its_read_time(world: World, meli: MeliClient) -> None:
+    seller = await world.seller("MLA")
+    order = await world.order(seller)
+    await world.buyer_writes(order["Key"])
+    sent = await world.send(seller, order["Key"], "Llega mañana")
+    message_id = sent.json()["id"]
+    read = await world.http.post(f"/_emulator/messages/{message_id}/read")
+    message = await meli.message(seller.access_token, message_id, application=seller.client_id)
+    assert read.status_code == 200
+    assert message.read_at is not None
+    assert message.from_user_id == seller.id
+    assert message.client_id == seller.client_id  # written by the seller's application
+
+
+async def test_a_message_mercado_libre_does_not_have_is_not_found(world: World, meli: MeliClient) -> None:
+    seller = await world.seller("MLA")
+    with pytest.raises(MeliError) as missing:
+        await meli.message(seller.access_token, "0" * 32, application=seller.client_id)
+    assert missing.value.status == 404
+    assert missing.value.failure.code == "message_not_found"
+
+
+async def test_missed_feeds_are_the_notifications_the_callback_never_took(
+    world: World, meli: MeliClient
+) -> None:
+    seller = await world.seller("MLA")
+    order = await world.order(seller)
+    written = await world.buyer_writes(order["Key"])
+    deadline = time.monotonic() + 10
+    missed: list[tuple[object, object]] = []
+    while ("messages", written) not in missed and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        feeds = await meli.missed_feeds(seller.access_token, seller.client_id)
+        missed = [(feed["topic"], feed["resource"]) for feed in feeds]
+    assert ("messages", written) in missed
+    assert ("orders_v2", f"/orders/{order['OrderId']}") in missed
