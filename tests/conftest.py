@@ -19,7 +19,7 @@ import httpx2
 import pytest
 from bench.common import postgres_reachable
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.api.server import JsonErrorHttpToolsProtocol
 from postventa.config import Settings
 from postventa.store.engine import Database

@@ -1,6 +1,19 @@
-"""The composition root's helpers: the database and the Mercado Libre client the settings describe."""
+"""The composition root: the database, the Mercado Libre client, the background work (delivery worker
+and inbound processor) and the web application, each built here once from the settings.
+
+`serve` (with its embedded worker), `worker` and the tests all get their parts from here, so the
+worker is built the same way wherever it runs. The web stack and the worker are imported by the
+functions that build them: a command that needs neither (`postventa --help`, the admin commands)
+does not pay for importing them.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from postventa.config import Settings
 from postventa.meli.client import MeliClient
@@ -8,6 +21,17 @@ from postventa.meli.pacing import CallBudget, redis_budget_storage
 from postventa.store.engine import Database
 from postventa.store.meli_budget import SqlBudgetStorage
 from postventa.store.sealing import load_token_cipher
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from postventa.delivery.inbound import InboundProcessor
+    from postventa.delivery.worker import DeliveryWorker
+
+
+def utc_now() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
 
 
 def open_database(settings: Settings) -> Database:
@@ -38,5 +62,104 @@ def meli_call_budget(settings: Settings, database: Database | None = None) -> Ca
     if settings.redis_url is not None:
         redis, close = redis_budget_storage(settings.redis_url)
         return CallBudget(per_minute, per_minute, redis, cool_down_seconds=cool_down, close=close)
-    storage = SqlBudgetStorage(database=database) if database is not None else None
+    # SQLite is served by one process (the embedded worker): its budget is that process's own. A
+    # shared one there would also take the writer lock that a token refresh already holds.
+    storage = SqlBudgetStorage(database=database) if database is not None and not database.is_sqlite else None
     return CallBudget(per_minute, per_minute, storage, cool_down_seconds=cool_down)
+
+
+@dataclass(frozen=True)
+class Background:
+    """The work a worker process (or `serve`'s embedded worker) runs beside any API: delivery to
+    Mercado Libre and what Mercado Libre tells us."""
+
+    worker: DeliveryWorker
+    inbound: InboundProcessor
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Both loops until `stop` is set; each finishes what it holds first."""
+        await asyncio.gather(self.worker.run(stop), self.inbound.run(stop))
+
+    def wake_delivery(self) -> None:
+        """A message was queued: look for it now."""
+        self.worker.wake()
+
+    def wake_inbound(self) -> None:
+        """A notification was stored: process it now."""
+        self.inbound.wake()
+
+
+def build_background(
+    settings: Settings,
+    database: Database,
+    meli: MeliClient,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    concurrency: int | None = None,
+) -> Background:
+    """The delivery worker and the inbound processor as the settings describe them."""
+    from postventa.delivery.inbound import InboundProcessor
+    from postventa.delivery.worker import DeliveryWorker
+
+    worker = DeliveryWorker(
+        database,
+        meli,
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=settings.worker_lease_seconds,
+        clock=clock,
+        retry_policy=settings.retry_policy,
+    )
+    inbound = InboundProcessor(
+        database, meli, poll_interval_seconds=settings.poll_interval_seconds, clock=clock
+    )
+    return Background(worker, inbound)
+
+
+def runs_embedded_worker(settings: Settings, database: Database) -> bool:
+    """Whether `serve` runs the background work itself: by default on SQLite (one process owns the
+    file), not on PostgreSQL (workers are processes of their own)."""
+    return settings.embedded_worker if settings.embedded_worker is not None else database.is_sqlite
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    meli: MeliClient | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> FastAPI:
+    """The service. A database or client passed in is the caller's to close; ones made here are closed
+    on shutdown. With an embedded worker (the default on SQLite) the app also runs the background work."""
+    from postventa.api.app import build_app
+
+    owned_database, owned_meli = database is None, meli is None
+    database = database or open_database(settings)
+    meli = meli or meli_client(settings, database=database)
+    background = (
+        build_background(settings, database, meli, clock=clock)
+        if runs_embedded_worker(settings, database)
+        else None
+    )
+
+    async def close_owned() -> None:
+        if owned_meli:
+            await meli.aclose()
+        if owned_database:
+            await database.dispose()
+
+    return build_app(
+        settings, database=database, meli=meli, clock=clock, background=background, on_close=close_owned
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process: settings from the environment, logging configured here (a
+    spawned process inherits nothing of its parent's configuration)."""
+    from postventa.gc_tuning import freeze_startup_objects
+    from postventa.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    application = create_app(settings)
+    freeze_startup_objects()
+    return application

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.meli.client import endpoint_template
 from postventa.store.engine import Database
 from tests.conftest import make_settings

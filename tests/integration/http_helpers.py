@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx2
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.store.engine import Database
 from tests.conftest import make_settings
 from tests.factories import Tenant, buyer_replies, make_order

@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.store.engine import Database
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin, admin_headers, make_settings
 from tests.factories import PEPPER

@@ -22,7 +22,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.domain.errors import PostventaError
 from postventa.domain.sites import Site
 from postventa.services import admin

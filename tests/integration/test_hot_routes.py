@@ -7,7 +7,7 @@ import re
 
 import httpx2
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.api.routes import messages
 from tests.conftest import make_settings
 

@@ -18,7 +18,7 @@ import httpx2
 import pytest
 from structlog.testing import capture_logs
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.api.routes import messages as messages_route
 from postventa.domain.errors import PostventaError
 from postventa.domain.parameters import Parameters

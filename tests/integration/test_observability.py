@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Connection
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.domain.sites import Site
 from postventa.store import outbox
 from postventa.store.engine import Database

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.config import Settings
 from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 import redis
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.services import reading
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade

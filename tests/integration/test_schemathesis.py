@@ -36,7 +36,7 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.emulator.app import create_emulator_app
 from postventa.meli.client import MeliClient
 from postventa.services import admin

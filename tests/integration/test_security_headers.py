@@ -13,7 +13,7 @@ import pytest
 from fastapi import Request
 from starlette.responses import PlainTextResponse
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.api.edge import EdgeMiddleware
 from postventa.api.security import (
     API_CONTENT_SECURITY_POLICY,

@@ -367,9 +367,10 @@ async def test_first_failing_check_wins(client, database):
 async def test_precondition_wins_over_conversation_state(client, database):
     tenant = await make_tenant(database)
     order_id = await make_order(database, tenant, ExternalOrderId="CANCEL-LATER-1")
-    mlm = await make_order(database, tenant, SiteId="MLM", LogisticType="fulfillment", Status=80)
+    # Brazil: OTHER still opens a delivered order's conversation there (reason_closed_after_delivery).
+    full = await make_order(database, tenant, SiteId="MLB", LogisticType="fulfillment", Status=80)
     assert_accepted(await send(client, tenant, order_id, **TEXT))
-    assert_accepted(await send(client, tenant, mlm, **TEXT))
+    assert_accepted(await send(client, tenant, full, **TEXT))
     await make_order(database, tenant, ExternalOrderId="CANCEL-LATER-1", Status=90)  # re-import: cancelled
 
     assert_refused(await send(client, tenant, order_id, **TEXT), 412, "order_cancelled")
@@ -379,6 +380,6 @@ async def test_precondition_wins_over_conversation_state(client, database):
         "reason_not_available_in_country",
     )
     assert_refused(
-        await send(client, tenant, mlm, messageOptions=1), 412, "reason_not_allowed_for_logistic_type"
+        await send(client, tenant, full, messageOptions=1), 412, "reason_not_allowed_for_logistic_type"
     )
-    assert_refused(await send(client, tenant, mlm, **TEXT), 409, "awaiting_buyer_reply")
+    assert_refused(await send(client, tenant, full, **TEXT), 409, "awaiting_buyer_reply")

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from tests.conftest import make_settings
 from tests.factories import Tenant, buyer_replies, make_order, make_tenant
 from tests.integration.http_helpers import assert_refused

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from postventa_sdk import AsyncClient, Client, RetryPolicy
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.config import Settings
 from postventa.store.engine import Database
 from tests.conftest import LiveServer

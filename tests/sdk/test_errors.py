@@ -24,7 +24,7 @@ from postventa_sdk import (
 )
 from structlog.testing import capture_logs
 
-from postventa.api.app import create_app
+from postventa.wiring import create_app
 from postventa.store.engine import Database
 from tests.conftest import make_settings
 from tests.factories import Tenant, make_order, make_tenant

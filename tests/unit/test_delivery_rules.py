@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from postventa.delivery.attempt import MESSAGES, after_failure
+from postventa.domain.attempts import Route, after_failure
 from postventa.domain.delivery import (
     MAX_ATTEMPTS,
     MAX_DELAY_SECONDS,
@@ -16,6 +16,8 @@ from postventa.domain.delivery import (
     no_response,
     retry_delay_seconds,
 )
+
+MESSAGES = Route.MESSAGES
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -45,7 +47,7 @@ NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
             403,
             "You can not send the message because the purchase is Mercado Envíos Full and has not been "
             "yet delivered",
-            FailureKind.PERMANENT,
+            FailureKind.WAIT,
             "fulfillment_not_delivered",
         ),
         (404, "The option selected is not valid", FailureKind.PERMANENT, "reason_not_available"),

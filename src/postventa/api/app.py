@@ -1,11 +1,12 @@
-"""create_app(): the FastAPI application with its context, routes, error handlers and edge middleware."""
+"""build_app(): the FastAPI application with its context, routes, error handlers and edge middleware."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -20,46 +21,54 @@ from postventa.api.ratelimit import RateLimiter
 from postventa.api.routes import admin, messages, orders, webhooks
 from postventa.api.security import serves_https
 from postventa.config import Settings
-from postventa.delivery.inbound import InboundProcessor
-from postventa.delivery.worker import DeliveryWorker
 from postventa.meli.client import MeliClient
 from postventa.store.engine import Database
-from postventa.wiring import meli_client, open_database
 
 
-def create_app(
+class Background(Protocol):
+    """Work that runs beside the API in this process (the embedded delivery worker), built by the
+    composition root (wiring.py): the API only starts it, stops it and wakes it."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+    def wake_delivery(self) -> None: ...
+    def wake_inbound(self) -> None: ...
+
+
+def build_app(
     settings: Settings,
     *,
-    database: Database | None = None,
-    meli: MeliClient | None = None,
+    database: Database,
+    meli: MeliClient,
     clock: Callable[[], dt.datetime] = utc_now,
+    background: Background | None = None,
+    on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """The service. A database or client passed in is the caller's to close; ones made here are closed
-    on shutdown. With an embedded worker (the default on SQLite) the lifespan also runs the delivery
-    worker and the inbound processor in this process.
-    """
-    owned_database, owned_meli = database is None, meli is None
+    """The service's HTTP application (wiring.create_app composes it). `background`, when given,
+    runs for the app's lifetime and is woken when a message is queued or a notification stored;
+    `on_close` runs at shutdown, after it stopped."""
     context = Context(
         settings=settings,
-        database=database or open_database(settings),
+        database=database,
         rate_limiter=RateLimiter.from_settings(settings.rate_limits, settings.redis_url),
-        meli=meli or meli_client(settings),
+        meli=meli,
         clock=clock,
     )
+    if background is not None:
+        context.on_message_queued = background.wake_delivery
+        context.on_notification = background.wake_inbound
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        tasks = _start_background(context, stop) if _runs_worker(settings, context.database) else []
+        running = asyncio.create_task(background.run(stop)) if background is not None else None
         try:
             yield
         finally:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if owned_meli:
-                await context.meli.aclose()
-            if owned_database:
-                await context.database.dispose()
+            if running is not None:
+                await asyncio.gather(running, return_exceptions=True)
+            if on_close is not None:
+                await on_close()
             await context.rate_limiter.aclose()
 
     # The edge (request ids, size caps, security headers, metrics, access log) wraps the whole
@@ -92,28 +101,3 @@ def create_app(
         return JSONResponse({"Status": "ok"})
 
     return app
-
-
-def _runs_worker(settings: Settings, database: Database) -> bool:
-    return settings.embedded_worker if settings.embedded_worker is not None else database.is_sqlite
-
-
-def _start_background(context: Context, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    settings = context.settings
-    worker = DeliveryWorker(
-        context.database,
-        context.meli,
-        concurrency=settings.worker_concurrency,
-        lease_seconds=settings.worker_lease_seconds,
-        clock=context.clock,
-        retry_policy=settings.retry_policy,
-    )
-    inbound = InboundProcessor(
-        context.database,
-        context.meli,
-        poll_interval_seconds=settings.poll_interval_seconds,
-        clock=context.clock,
-    )
-    context.on_message_queued = worker.wake
-    context.on_notification = inbound.wake
-    return [asyncio.create_task(worker.run(stop)), asyncio.create_task(inbound.run(stop))]

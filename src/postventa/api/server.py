@@ -14,17 +14,13 @@ from typing import Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from postventa.api.app import create_app
 from postventa.api.errors import error_body
-from postventa.config import Settings
 from postventa.gc_tuning import freeze_startup_objects
-from postventa.logs import configure_logging
 
 # What each uvicorn worker process imports and calls to build its app (workers need an import string).
-APP_FACTORY = "postventa.api.server:app_from_environment"
+APP_FACTORY = "postventa.wiring:app_from_environment"
 # Named, not passed: a spawned worker then imports the app after it started answering health checks.
 HTTP_PROTOCOL = "postventa.api.server:JsonErrorHttpToolsProtocol"
 # Importing the app takes seconds on a busy machine; uvicorn's 5 s would kill workers still starting.
@@ -97,13 +93,3 @@ def run_server_processes(host: str, port: int, log_level: str, workers: int) -> 
     finally:
         if made_directory is not None:
             shutil.rmtree(made_directory, ignore_errors=True)
-
-
-def app_from_environment() -> FastAPI:
-    """The app of one worker process: settings from the environment, logging configured here
-    (a spawned process inherits nothing of its parent's configuration)."""
-    settings = Settings()
-    configure_logging(settings.log_level)
-    application = create_app(settings)
-    freeze_startup_objects()
-    return application

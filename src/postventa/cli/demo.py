@@ -20,7 +20,6 @@ import httpx2
 import uvicorn
 from rich.table import Table
 
-from postventa.api.app import create_app
 from postventa.api.server import JsonErrorHttpToolsProtocol
 from postventa.cli.runtime import console
 from postventa.config import Settings
@@ -33,7 +32,7 @@ from postventa.services.marketplace import link_account, sync_orders
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
 from postventa.store.orders import OrderFilter, list_orders
-from postventa.wiring import meli_client, open_database
+from postventa.wiring import create_app, meli_client, open_database
 
 DEMO_DATABASE = Path("var") / "demo.db"
 BUYER_REPLY_SECONDS = 5.0

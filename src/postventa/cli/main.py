@@ -75,8 +75,8 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
 
     asyncio.run(prepare())
     # The web stack is imported by the commands that serve, so the others start in a fraction of the time.
-    from postventa.api.app import create_app
     from postventa.api.server import run_server, run_server_processes
+    from postventa.wiring import create_app
 
     if workers > 1:
         run_server_processes(host, port, current.log_level, workers)

@@ -101,7 +101,7 @@ def with_marketplace(work: Callable[[Database, MeliClient], Awaitable[T]]) -> T:
     async def run() -> T:
         current = settings()
         database = open_database(current)
-        meli = meli_client(current)
+        meli = meli_client(current, database=database)
         try:
             await ensure_schema(database)
             return await work(database, meli)
@@ -119,29 +119,20 @@ async def run_worker(
 
     With a metrics address, this process's Prometheus metrics are served there (host, port) meanwhile.
     """
-    from postventa.delivery.inbound import InboundProcessor
-    from postventa.delivery.worker import DeliveryWorker
-    from postventa.wiring import meli_client
+    from postventa.wiring import build_background, meli_client
 
     metrics_server = _serve_metrics(*metrics_address) if metrics_address is not None else None
     database = open_database(current)
-    meli = meli_client(current)
+    meli = meli_client(current, database=database)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         await ensure_schema(database)
-        worker = DeliveryWorker(
-            database,
-            meli,
-            concurrency=concurrency,
-            lease_seconds=current.worker_lease_seconds,
-            retry_policy=current.retry_policy,
-        )
-        inbound = InboundProcessor(database, meli, poll_interval_seconds=current.poll_interval_seconds)
+        background = build_background(current, database, meli, concurrency=concurrency)
         freeze_startup_objects()
-        await asyncio.gather(worker.run(stop), inbound.run(stop))
+        await background.run(stop)
     finally:
         await meli.aclose()
         await database.dispose()

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import math
 import os
 import socket
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 import structlog
 
-from postventa.delivery import attempt
+from postventa.delivery.attempt import Delivery, SellerChannel, deliver_one
 from postventa.delivery.outcomes import OutcomeRecorder
+from postventa.domain.attempts import Route, after_failure
 from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
 from postventa.logs import log_delivery_attempt
 from postventa.meli.client import MeliClient, MeliError
@@ -29,7 +30,7 @@ from postventa.services.marketplace import Session, session_for, session_usable
 from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.messages import attachment_content
-from postventa.store.outbox import ClaimedMessage, DeliveryJob, Outcome
+from postventa.store.outbox import ClaimedMessage, DeliveryJob
 
 LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with a 15 s read timeout each)
 # How long a message queued by another process (an API process apart from the worker, which cannot
@@ -49,13 +50,6 @@ SESSION_REUSE_SECONDS = 5.0
 CLAIMED_AHEAD_RENEWAL_SECONDS = 5.0
 
 log = structlog.get_logger("postventa.worker")
-
-
-@dataclass
-class _Progress:
-    """How far an attempt got: whether it read the conversation to reconcile."""
-
-    reconciled: bool = False
 
 
 def utc_now() -> dt.datetime:
@@ -203,26 +197,18 @@ class DeliveryWorker:
         if claimed_at is not None and not await self._lease_renewed_if_waited(claimed, claimed_at):
             return
         started = self.clock()
-        route = attempt.ACTION_GUIDE
-        progress = _Progress()
         try:
-            job, route, content, known = await self._prepare(claimed, job)
-            outcome = await self._attempt(claimed, job, route, content, known, progress)
-        except MeliError as error:
-            outcome = attempt.after_failure(
-                error.failure, claimed.attempts, route, self.clock(), policy=self.retry_policy
-            )
+            delivery = await self._prepare(claimed, job)
+            channel = SellerChannel(self.meli, functools.partial(self._session, delivery.job.account_id))
+            outcome = await deliver_one(delivery, channel, self.clock, self.retry_policy)
         except Exception as error:  # a bug must not lose the message: retry it, reconciling first
             log.exception("delivery_crashed", message_id=claimed.id, worker=self.worker_id)
             failure = DeliveryFailure(
                 FailureKind.UNKNOWN, "internal_error", f"{type(error).__name__}: {error}"
             )
-            outcome = attempt.after_failure(
-                failure, claimed.attempts, route, self.clock(), policy=self.retry_policy
+            outcome = after_failure(
+                failure, claimed.attempts, Route.ACTION_GUIDE, self.clock(), policy=self.retry_policy
             )
-        if outcome.status == "queued" and claimed.needs_reconcile and not progress.reconciled:
-            # The conversation could not be read: an earlier attempt may still have reached Mercado Libre.
-            outcome = replace(outcome, needs_reconcile=True)
         self._attempt_over()
         try:
             kept = await self._outcomes.record(
@@ -254,9 +240,8 @@ class DeliveryWorker:
             log.warning("lease_lost_before_attempt", message_id=claimed.id, worker=self.worker_id)
         return renewed
 
-    async def _prepare(
-        self, claimed: ClaimedMessage, job: DeliveryJob | None
-    ) -> tuple[DeliveryJob, str, bytes | None, set[str]]:
+    async def _prepare(self, claimed: ClaimedMessage, job: DeliveryJob | None) -> Delivery:
+        """The job (read with the claim, or now), its file, and the ids a reconciliation must skip."""
         if job is None:
             async with self.database.transaction() as connection:
                 job = await outbox.load_job(connection, claimed.id)
@@ -268,61 +253,21 @@ class DeliveryWorker:
                     content = await attachment_content(connection, job.attachment_id)
                 if claimed.needs_reconcile:
                     known = await outbox.known_marketplace_ids(connection, job.account_id)
-        via_messages = job.route == attempt.MESSAGES or job.buyer_wrote_first or content is not None
-        return job, attempt.MESSAGES if via_messages else attempt.ACTION_GUIDE, content, known
-
-    async def _attempt(
-        self,
-        claimed: ClaimedMessage,
-        job: DeliveryJob,
-        route: str,
-        content: bytes | None,
-        known: set[str],
-        progress: _Progress,
-    ) -> Outcome:
-        if job.pack_id is None and not job.order_external_id.isdigit():
-            failure = DeliveryFailure(
-                FailureKind.PERMANENT,
-                "order_not_on_marketplace",
-                "The order has no Mercado Libre pack or order id.",
-            )
-            return attempt.after_failure(
-                failure, claimed.attempts, route, self.clock(), policy=self.retry_policy
-            )
-        session = await self._session(job.account_id)
-        try:
-            return await self._reconcile_then_send(claimed, job, route, content, known, session, progress)
-        except MeliError as error:
-            if error.failure.kind is not FailureKind.AUTH:
-                raise
-            session = await self._session(job.account_id, refused_token=session.access_token)
-            return await self._reconcile_then_send(claimed, job, route, content, known, session, progress)
-
-    async def _reconcile_then_send(
-        self,
-        claimed: ClaimedMessage,
-        job: DeliveryJob,
-        route: str,
-        content: bytes | None,
-        known: set[str],
-        session: Session,
-        progress: _Progress,
-    ) -> Outcome:
-        if claimed.needs_reconcile and not progress.reconciled:
-            found = await attempt.find_delivered(self.meli, session, job, known)
-            progress.reconciled = True
-            if found is not None:
-                return attempt.delivered(found, attempt.RECONCILE, found=True)
-        return attempt.delivered(await attempt.send(self.meli, session, job, route, content), route)
+        return Delivery(claimed, job, content, frozenset(known))
 
     async def _session(self, account_id: int, refused_token: str | None = None) -> Session:
+        """The account's session, reused for SESSION_REUSE_SECONDS unless its token was refused."""
         now, monotonic = self.clock(), asyncio.get_running_loop().time()
         reused = self._sessions.get(account_id)
         if reused is not None and refused_token is None:
             session, read_at = reused
             if monotonic - read_at < SESSION_REUSE_SECONDS and session_usable(session, now):
                 return session
-        found = await session_for(self.database, account_id, self.meli, now, refused_token=refused_token)
+        try:
+            found = await session_for(self.database, account_id, self.meli, now, refused_token=refused_token)
+        except MeliError:
+            self._sessions.pop(account_id, None)
+            raise
         if found is None:  # claims only take linked accounts; the link was removed meanwhile
             self._sessions.pop(account_id, None)
             raise MeliError(

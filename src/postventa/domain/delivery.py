@@ -73,10 +73,24 @@ class DeliveryFailure:
 
 # (status, words in Mercado Libre's message or error) → (kind, our code). First match wins.
 _RULES: list[tuple[int, str, FailureKind, str]] = [
+    # A refresh token refused: revoked by the seller, the app removed, or spent by a lost response.
+    (400, "invalid_grant", FailureKind.RELINK, "marketplace_link_revoked"),
+    # The pack is an excepted case: the action guide is closed to it, /messages is open (research §1.1).
+    (400, "blocked_by_excepted_case", FailureKind.REROUTE, "excepted_case"),
     (403, "check blocked messages", FailureKind.REROUTE, "conversation_open"),
+    # Conversation blocks by substatus (research §2.5): payment pending lifts by itself; the others
+    # need the buyer, Mercado Libre or a claim's end, so the message fails with a code of its own.
+    (403, "blocked_by_payment", FailureKind.WAIT, "conversation_blocked_by_payment"),
+    (403, "blocked_by_buyer", FailureKind.PERMANENT, "conversation_blocked_by_buyer"),
+    (403, "blocked_by_time", FailureKind.PERMANENT, "conversation_blocked_by_time"),
+    (403, "blocked_by_claim", FailureKind.PERMANENT, "conversation_blocked_by_claim"),
+    (403, "blocked_by_ai_assistant", FailureKind.PERMANENT, "conversation_blocked_by_agent"),
+    (403, "blocked_by_deactivated_account", FailureKind.PERMANENT, "buyer_account_deactivated"),
     (403, "not allowed to execute the option", FailureKind.PERMANENT, "reason_cap_exhausted"),
-    (403, "mercado envíos full", FailureKind.PERMANENT, "fulfillment_not_delivered"),
-    (403, "mercado envios full", FailureKind.PERMANENT, "fulfillment_not_delivered"),
+    # Full: messaging opens once the shipment is delivered (research §2.5 blocked_by_fulfillment).
+    (403, "mercado envíos full", FailureKind.WAIT, "fulfillment_not_delivered"),
+    (403, "mercado envios full", FailureKind.WAIT, "fulfillment_not_delivered"),
+    (403, "blocked_by_fulfillment", FailureKind.WAIT, "fulfillment_not_delivered"),
     (403, "mediation", FailureKind.PERMANENT, "conversation_in_mediation"),
     (403, "blocked", FailureKind.PERMANENT, "conversation_blocked"),
     (403, "", FailureKind.PERMANENT, "marketplace_forbidden"),

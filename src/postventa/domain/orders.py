@@ -141,6 +141,11 @@ class DeliveryWindow:
     to_hour: int
 
 
+# Mercado Libre order statuses of an order not paid yet: its conversation is blocked_by_payment
+# until it is (research §2.5).
+PAYMENT_PENDING_STATUSES = frozenset({"payment_required", "payment_in_process", "partially_paid"})
+
+
 @dataclass(frozen=True)
 class OrderFacts:
     """What the sending rules need to know about an order."""
@@ -150,6 +155,13 @@ class OrderFacts:
     status: int
     logistic_type: LogisticType | None
     delivery_window: DeliveryWindow | None
+    # Mercado Libre's own status of the order (`payment_required`, `paid`, …), when it was synced.
+    marketplace_status: str | None = None
+
+    @property
+    def payment_pending(self) -> bool:
+        """Whether Mercado Libre still waits for the order's payment."""
+        return (self.marketplace_status or "").lower() in PAYMENT_PENDING_STATUSES
 
     @property
     def is_mercadolibre(self) -> bool:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from postventa.domain.conversation import PastMessage, conversation_refusal
 from postventa.domain.errors import Refusal, RefusalKind
+from postventa.domain.guide import GuideCaps, cap_refusal, closed_after_delivery, opens_conversation
 from postventa.domain.orders import DELIVERED, LogisticType, OrderFacts, StatusType, status_type_of
 from postventa.domain.reasons import Reason, TextMode
 from postventa.domain.sites import Site
@@ -46,6 +47,11 @@ def precondition_refusal(order: OrderFacts, reason: Reason, now: dt.datetime) ->
             "fulfillment_not_delivered",
             "The order is shipped by fulfillment and not delivered yet; messaging opens on delivery.",
         )
+    if order.payment_pending:
+        return _precondition(
+            "order_payment_pending",
+            "The order's payment is pending; Mercado Libre opens its conversation once it is paid.",
+        )
     if rule.needs_delivery_window:
         return _delivery_window_refusal(order, order.site, now)
     return None
@@ -58,11 +64,21 @@ def send_refusal(
     *,
     has_attachment: bool,
     now: dt.datetime,
+    caps: GuideCaps | None = None,
 ) -> Refusal | None:
-    """Check 8 then check 9: the first refusal, or None when the message may be sent now."""
-    return precondition_refusal(order, reason, now) or conversation_refusal(
+    """Check 8 then check 9: the first refusal, or None when the message may be sent now.
+
+    A message that would open the conversation also meets the action guide's rules (409, after the
+    conversation rules, which explain a closed option better when the seller wrote last): OTHER
+    closed once delivered, and Mercado Libre's own caps (`caps`: None when it could not be asked,
+    and then the local rules alone decide).
+    """
+    refusal = precondition_refusal(order, reason, now) or conversation_refusal(
         history, reason, has_attachment=has_attachment
     )
+    if refusal is not None or not opens_conversation(history, has_attachment=has_attachment):
+        return refusal
+    return closed_after_delivery(order, reason) or cap_refusal(caps, reason)
 
 
 def site_today(site: Site, now: dt.datetime) -> dt.date:

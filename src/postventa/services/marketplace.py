@@ -242,6 +242,7 @@ async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> O
         ),
         date_created=order.date_created or dt.datetime.now(dt.UTC),
         delivery_window=window,
+        marketplace_status=order.status or None,
     )
 
 

@@ -39,6 +39,7 @@ class OrderData:
     buyer: Buyer
     date_created: dt.datetime
     delivery_window: DeliveryWindow | None
+    marketplace_status: str | None = None  # Mercado Libre's own order status, when synced from it
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Order:
             status=self.data.status,
             logistic_type=self.data.logistic_type,
             delivery_window=self.data.delivery_window,
+            marketplace_status=self.data.marketplace_status,
         )
 
 
@@ -177,6 +179,7 @@ def _row_values(data: OrderData) -> dict[str, Any]:
         "delivery_date": window.date if window else None,
         "delivery_from_hour": window.from_hour if window else None,
         "delivery_to_hour": window.to_hour if window else None,
+        "marketplace_status": data.marketplace_status,
     }
 
 
@@ -201,5 +204,6 @@ def order_from_row(row: Any) -> Order:
             buyer=Buyer(row.buyer_code, row.buyer_nickname, row.buyer_name),
             date_created=row.date_created,
             delivery_window=window,
+            marketplace_status=row.marketplace_status,
         ),
     )

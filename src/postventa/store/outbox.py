@@ -19,13 +19,15 @@ from sqlalchemy import and_, any_, bindparam, case, exists, func, insert, litera
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select, Update
 
-from postventa.domain.delivery import LinkStatus
+from postventa.domain.attempts import Outcome
+from postventa.domain.delivery import LinkStatus, MessageStatus
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
 from postventa.store.engine import Database
 from postventa.store.prepared import Prepared
 from postventa.store.tables import (
     attachments,
+    conversations,
     delivery_attempts,
     marketplace_links,
     messages,
@@ -33,6 +35,10 @@ from postventa.store.tables import (
     worker_heartbeats,
 )
 from postventa.store.upsert import upsert
+
+__all__ = ["ClaimedMessage", "DeliveryJob", "FinishedAttempt", "Outcome"]
+# Statuses of a message Mercado Libre has: its id and the time it went are recorded.
+DELIVERED_STATUSES = (MessageStatus.SENT, MessageStatus.MODERATED, MessageStatus.PENDING_MODERATION)
 
 
 @dataclass(frozen=True)
@@ -66,27 +72,13 @@ class DeliveryJob:
     attachment_extension: str | None
     # The buyer wrote in the conversation before this message: then it goes by /messages.
     buyer_wrote_first: bool
+    # Mercado Libre's assistant answering for the buyer, when the conversation is with one.
+    agent_user_id: int | None = None
 
     @property
     def conversation_resource(self) -> int:
         """The id Mercado Libre keys the conversation by: the pack, or the order when it has none."""
         return self.pack_id if self.pack_id is not None else int(self.order_external_id)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How an attempt ended, to record on the message and as an attempt row."""
-
-    status: str  # sent, moderated, queued (retry), failed
-    attempt_outcome: str  # sent, moderated, found, retry, failed
-    route: str
-    marketplace_message_id: str | None = None
-    moderation_reason: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    next_attempt_at: dt.datetime | None = None
-    needs_reconcile: bool = False
-    next_route: str | None = None
 
 
 def _deliverable_account() -> Any:
@@ -347,10 +339,11 @@ def _job_query(message: Any) -> Select[Any]:
         orders.c.delivery_to_hour,
         attachments.c.name.label("attachment_name"),
         attachments.c.extension.label("attachment_extension"),
+        conversations.c.agent_user_id,
     ).select_from(
-        message.join(orders, message.c.order_id == orders.c.id).outerjoin(
-            attachments, message.c.attachment_id == attachments.c.id
-        )
+        message.join(orders, message.c.order_id == orders.c.id)
+        .join(conversations, message.c.conversation_id == conversations.c.id)
+        .outerjoin(attachments, message.c.attachment_id == attachments.c.id)
     )
 
 
@@ -400,6 +393,7 @@ def _job(row: Any) -> DeliveryJob:
         else None,
         attachment_extension=row.attachment_extension,
         buyer_wrote_first=bool(row.buyer_wrote_first),
+        agent_user_id=row.agent_user_id,
     )
 
 
@@ -500,7 +494,7 @@ def _outcome_parameters(
         "error_code": outcome.error_code,
         "error_message": outcome.error_message,
     }
-    if outcome.status in ("sent", "moderated"):
+    if outcome.status in DELIVERED_STATUSES:
         values |= {
             "sent_at": now,
             "marketplace_message_id": outcome.marketplace_message_id,
@@ -513,6 +507,8 @@ def _outcome_parameters(
         values["next_attempt_at"] = outcome.next_attempt_at
     if outcome.next_route is not None:
         values["route"] = outcome.next_route
+    if not outcome.counts_attempt:  # a wait gives back the attempt its claim counted
+        values["attempts"] = attempt - 1
     columns = tuple(sorted(values))
     new_values = {f"new_{name}": value for name, value in values.items()}
     attempt_row = {

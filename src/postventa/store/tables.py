@@ -158,6 +158,8 @@ orders = Table(
     Column("delivery_from_hour", Integer, nullable=True),
     Column("delivery_to_hour", Integer, nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # Mercado Libre's own order status (`paid`, `payment_required`, …) when synced from it.
+    Column("marketplace_status", String(32), nullable=True),
     UniqueConstraint("account_id", "external_order_id"),
     Index(None, "account_id", "date_created"),
     Index(None, "account_id", "status"),

@@ -7,6 +7,7 @@
 - `messages.source`: `postventa`, or `marketplace` for a seller message written outside postventa
   (seller center, another tool); `messages.author`: `buyer`, `agent` (Mercado Libre's assistant
   answering for the buyer) or `seller`; `messages.read_at`: when the recipient read it on Mercado Libre.
+- `orders.marketplace_status`: Mercado Libre's own order status (a payment pending is refused 412).
 - `conversations.marketplace_status` / `marketplace_substatus` / `marketplace_status_at`: Mercado
   Libre's `conversation_status` as last seen; `conversations.agent_user_id`: the assistant the
   conversation is with, when it is.
@@ -35,6 +36,7 @@ NEW_STATUSES = (
 
 
 def upgrade() -> None:
+    op.add_column("orders", sa.Column("marketplace_status", sa.String(32), nullable=True))
     with op.batch_alter_table("marketplace_links") as batch:
         batch.add_column(sa.Column("status", sa.String(16), nullable=False, server_default="active"))
         batch.add_column(sa.Column("status_reason", sa.Text(), nullable=True))
@@ -58,6 +60,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("orders") as batch:
+        batch.drop_column("marketplace_status")
     with op.batch_alter_table("conversations") as batch:
         for column in (
             "agent_user_id",
