@@ -20,7 +20,9 @@ import httpx2
 import pytest
 import redis
 from limits.aio.storage import MemoryStorage, Storage
+from limits.storage import storage_from_string
 
+from postventa.domain.delivery import FailureKind
 from postventa.emulator import EmulatorConfig, create_emulator_app
 from postventa.meli.client import MeliClient, MeliError
 from postventa.meli.pacing import CallBudget, redis_budget_storage
@@ -273,3 +275,25 @@ async def test_two_processes_each_on_its_own_budget_are_refused_and_cool_down(em
     # One 429 at most for each call in flight when the first came (two tasks in each client): then
     # each client waits out its cool-down rather than calling on.
     assert 1 <= refused <= 4
+
+
+async def test_the_database_storage_is_registered_as_limits_registers_storages(database: Database) -> None:
+    built = storage_from_string("async+postventa-sql://", database=database)
+    assert isinstance(built, SqlBudgetStorage)
+    assert await built.check()
+
+
+async def test_a_budget_that_cannot_be_checked_sends_nothing() -> None:
+    counted: list[int] = []
+    unreachable, close = redis_budget_storage("redis://127.0.0.1:1/0")
+    meli = MeliClient(
+        BASE, transport=counting_transport(counted), budget=CallBudget(storage=unreachable, close=close)
+    )
+    try:
+        with pytest.raises(MeliError) as refused:
+            await meli.order("token", 5, application=application())
+    finally:
+        await meli.aclose()
+    assert refused.value.failure.kind is FailureKind.TRANSIENT
+    assert refused.value.failure.code == "marketplace_budget_unavailable"
+    assert counted == []
