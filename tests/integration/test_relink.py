@@ -54,14 +54,16 @@ class ScriptedMeli:
         self.refusal = refusal
         self.refreshes: list[str] = []
 
-    async def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenGrant:
+    async def refresh(
+        self, client_id: str, client_secret: str, refresh_token: str, **_options: Any
+    ) -> TokenGrant:
         self.refreshes.append(refresh_token)
         if self.refusal is not None:
             raise MeliError(self.refusal, 400)
         serial = len(self.refreshes)
         return TokenGrant(f"access-{serial}", f"refresh-{serial}", 21600, self.seller_id)
 
-    async def me(self, token: str) -> dict[str, Any]:
+    async def me(self, token: str, **_options: Any) -> dict[str, Any]:
         return {"id": self.seller_id}
 
 
@@ -145,9 +147,11 @@ async def test_invalid_grant_marks_the_link_once_commits_it_and_never_refreshes_
 class SlowRefusal(ScriptedMeli):
     """Refuses each refresh after a while, so concurrent sessions overlap while it is asked."""
 
-    async def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenGrant:
+    async def refresh(
+        self, client_id: str, client_secret: str, refresh_token: str, **options: Any
+    ) -> TokenGrant:
         await asyncio.sleep(0.2)
-        return await super().refresh(client_id, client_secret, refresh_token)
+        return await super().refresh(client_id, client_secret, refresh_token, **options)
 
 
 async def test_concurrent_sessions_ask_mercado_libre_once_and_all_get_the_relink_failure(database):
