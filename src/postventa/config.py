@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     )
     retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest delay between two attempts.")
     retry_max_attempts: int = Field(default=10, gt=0, le=100, description="Attempts before a message fails.")
+    retry_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How often a message waiting on a temporary block (payment pending, Full not delivered) "
+        "is tried again; waits never use up the attempts.",
+    )
     max_query_bytes: int = Field(default=32 * 1024, gt=0)
     log_level: str = Field(default="info")
 
@@ -116,7 +122,9 @@ class Settings(BaseSettings):
     @property
     def retry_policy(self) -> RetryPolicy:
         """The delivery retry policy these settings describe."""
-        return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.retry_max_attempts)
+        return RetryPolicy(
+            self.retry_base_seconds, self.retry_max_seconds, self.retry_max_attempts, self.retry_wait_seconds
+        )
 
     @property
     def max_body_bytes(self) -> int:

@@ -146,6 +146,8 @@ async def test_permanent_refusal_ends_failed_with_code_and_message(world: World)
     # Mercado Libre cancels the order.
     changed = await world.meli.put(f"/_emulator/orders/{created['OrderId']}", json={"Status": "cancelled"})
     assert changed.status_code == 200, changed.text
+    # Its caps (0 once blocked) cannot be read: the local rules accept, Mercado Libre refuses later.
+    await world.faults([{"Route": "GET /messages/action_guide/packs/*/caps_available", "Kind": "500"}])
 
     sent = await world.api.post(
         f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message="Hola")

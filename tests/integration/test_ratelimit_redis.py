@@ -5,6 +5,7 @@ next to Alephee's x-ratelimit-*, counters shared through Redis by every API proc
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import re
 import time
@@ -338,7 +339,7 @@ async def test_unreachable_redis_is_503_not_500(database_url, database):
         assert_refused(response, 400, "account_id_missing")
         assert "x-ratelimit-limit" not in response.headers
     async with database.transaction() as connection:
-        stored = await reading.conversation(connection, key.account_id, order_id)
+        stored = await reading.conversation(connection, key.account_id, order_id, dt.datetime.now(dt.UTC))
     assert stored.messages == []
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from postventa.api.ratelimit import RateLimiter
 from postventa.config import Settings
 from postventa.meli.client import MeliClient
+from postventa.services.guide import GuideCapsCache
 from postventa.store.engine import Database
 
 
@@ -28,6 +29,8 @@ class Context:
     rate_limiter: RateLimiter
     meli: MeliClient
     clock: Callable[[], dt.datetime] = field(default=utc_now)
+    # Mercado Libre's action-guide caps, asked with a short cache (services/guide.py).
+    guide: GuideCapsCache = field(default_factory=GuideCapsCache)
     # Set when a delivery worker / inbound processor runs in this process: wake them at once.
     on_message_queued: Callable[[], None] = field(default=lambda: None)
     on_notification: Callable[[], None] = field(default=lambda: None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from postventa.domain.conversation import ConversationStatus
 from postventa.domain.inbound import shown_author, shown_source
 from postventa.domain.orders import MERCADOLIBRE, ORDER_STATUS_LABELS, status_type_of
 from postventa.services.admin import AccountDetail
@@ -121,3 +122,8 @@ def account_json(detail: AccountDetail) -> dict[str, Any]:
         if link is not None
         else None,
     }
+
+
+def conversation_status_json(status: ConversationStatus) -> dict[str, Any]:
+    """Mercado Libre's status of the conversation: `active`, `blocked` (with its substatus), `unknown`."""
+    return {"Status": status.status, "Substatus": status.substatus, "CheckedAt": timestamp(status.checked_at)}

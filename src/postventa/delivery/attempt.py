@@ -117,7 +117,10 @@ async def _reconcile_then_send(
 async def _find_delivered(delivery: Delivery, channel: SellerChannel) -> MeliMessage | None:
     job, session = delivery.job, await channel.session()
     conversation = await channel.meli.conversation(
-        session.access_token, job.conversation_resource, session.link.seller_id
+        session.access_token,
+        job.conversation_resource,
+        session.link.seller_id,
+        application=session.link.client_id,
     )
     free_text = job.text if job.reason.rule.text_mode is TextMode.FREE_TEXT else None
     return decide.pick_delivered(
@@ -136,7 +139,10 @@ async def _block_named(
     session = await channel.session()
     try:
         read = await channel.meli.conversation_read(
-            session.access_token, delivery.job.conversation_resource, session.link.seller_id
+            session.access_token,
+            delivery.job.conversation_resource,
+            session.link.seller_id,
+            application=session.link.client_id,
         )
     except MeliError:
         return DeliveryFailure(FailureKind.TRANSIENT, failure.code, failure.message)
@@ -160,11 +166,11 @@ def _delivered(message: MeliMessage, route: Route, *, found: bool = False) -> Ou
 async def _send(delivery: Delivery, channel: SellerChannel, route: Route) -> MeliMessage:
     """Send by the action guide (first contact) or by /messages (an open conversation)."""
     job, session, meli = delivery.job, await channel.session(), channel.meli
-    pack = job.conversation_resource
+    pack, application = job.conversation_resource, session.link.client_id
     if route is Route.ACTION_GUIDE:
         if job.reason.rule.text_mode is TextMode.FREE_TEXT:
             return await meli.send_action_guide_option(
-                session.access_token, pack, job.reason.name, text=job.text
+                session.access_token, pack, job.reason.name, text=job.text, application=application
             )
         variables = None
         if job.reason is Reason.DELIVERY_PROMISE and job.delivery_window is not None:
@@ -179,6 +185,7 @@ async def _send(delivery: Delivery, channel: SellerChannel, route: Route) -> Mel
             job.reason.name,
             template_id=template_id(job.reason),
             variables=variables,
+            application=application,
         )
     to = decide.recipient(await _buyer_id(delivery, channel), job.agent_user_id)
     attachment_ids = []
@@ -187,11 +194,22 @@ async def _send(delivery: Delivery, channel: SellerChannel, route: Route) -> Mel
         content_type = CONTENT_TYPES[job.attachment_extension].split(";")[0]
         attachment_ids.append(
             await meli.upload_attachment(
-                session.access_token, site, job.attachment_file_name, delivery.attachment, content_type
+                session.access_token,
+                site,
+                job.attachment_file_name,
+                delivery.attachment,
+                content_type,
+                application=application,
             )
         )
     return await meli.send_message(
-        session.access_token, pack, session.link.seller_id, to, job.text, attachment_ids
+        session.access_token,
+        pack,
+        session.link.seller_id,
+        to,
+        job.text,
+        attachment_ids,
+        application=application,
     )
 
 
@@ -200,7 +218,9 @@ async def _buyer_id(delivery: Delivery, channel: SellerChannel) -> int:
     if job.buyer_code and job.buyer_code.isdigit():
         return int(job.buyer_code)
     session = await channel.session()
-    order = await channel.meli.order(session.access_token, int(job.order_external_id))
+    order = await channel.meli.order(
+        session.access_token, int(job.order_external_id), application=session.link.client_id
+    )
     if order.buyer_id is None:
         raise MeliError(
             DeliveryFailure(FailureKind.PERMANENT, "buyer_unknown", "The order's buyer is unknown.")

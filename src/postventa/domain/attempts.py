@@ -15,7 +15,6 @@ from typing import Protocol, TypeVar
 
 from postventa.domain.delivery import (
     DEFAULT_RETRY_POLICY,
-    WAIT_SECONDS,
     DeliveryFailure,
     FailureKind,
     MessageStatus,
@@ -206,7 +205,7 @@ def after_failure(
     if failure.kind in (FailureKind.WAIT, FailureKind.RELINK):
         # A needs_relink account's messages are not claimed until it is linked again: the wait is
         # only how soon a claim may look again once it is.
-        seconds = max(WAIT_SECONDS, failure.retry_after_seconds or 0.0)
+        seconds = max(policy.wait_seconds, failure.retry_after_seconds or 0.0)
         return Outcome(
             status=MessageStatus.QUEUED,
             attempt_outcome=AttemptResult.WAIT,

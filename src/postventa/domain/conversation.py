@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,3 +79,26 @@ def _reason_locked_by_attachment(messages: Sequence[PastMessage]) -> Reason | No
         if message.direction is Direction.OUTBOUND and message.has_attachment:
             return message.reason
     return None
+
+
+@dataclass(frozen=True)
+class ConversationStatus:
+    """Mercado Libre's view of a conversation (`conversation_status`, research §2.5): `active`,
+    `blocked` with its substatus, or `unknown` until Mercado Libre was asked; `checked_at` is when."""
+
+    status: str
+    substatus: str | None = None
+    checked_at: dt.datetime | None = None
+
+
+UNKNOWN_STATUS = ConversationStatus("unknown")
+
+
+def conversation_status(
+    last_read: ConversationStatus | None, *, payment_pending: bool, now: dt.datetime
+) -> ConversationStatus:
+    """What a reader is shown: an unpaid order's conversation is blocked_by_payment whatever was read
+    before (Mercado Libre blocks it until payment, research §2.5); otherwise the last status read."""
+    if payment_pending:
+        return ConversationStatus("blocked", "blocked_by_payment", now)
+    return last_read or UNKNOWN_STATUS

@@ -44,6 +44,7 @@ class RetryPolicy:
     base_seconds: float = BASE_DELAY_SECONDS
     max_seconds: float = MAX_DELAY_SECONDS
     max_attempts: int = MAX_ATTEMPTS
+    wait_seconds: float = WAIT_SECONDS  # a temporary block is looked at again this often
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.conversation import Direction
 from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_found
+from postventa.domain.guide import GuideCaps, opens_conversation
 from postventa.domain.parameters import Parameters
 from postventa.domain.send_request import read_send_request
 from postventa.domain.sending import send_refusal, text_to_send
@@ -18,6 +20,9 @@ from postventa.store import messages as message_store
 from postventa.store.orders import Order, get_order, get_order_any_account
 
 BUYER_MAX_TEXT_CHARACTERS = 3500
+# Mercado Libre's caps for the order's action guide, as known without waiting (services/guide.py):
+# None when the local rules decide alone; raises when the send must ask Mercado Libre first.
+CapsLookup = Callable[[int, Order], GuideCaps | None]
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ async def send_message(
     parameters: Parameters,
     max_attachment_bytes: int,
     now: dt.datetime,
+    caps: CapsLookup | None = None,
 ) -> AcceptedMessage:
     """Checks 6 to 10 in order; on success the message is stored with status `queued`.
 
@@ -61,8 +67,16 @@ async def send_message(
         raise _order_not_found(account_id, order_id)
     order, message_count, history = found
     request = read_send_request(parameters, max_attachment_bytes=max_attachment_bytes)
+    has_attachment = request.attachment is not None
+    guide_caps = (
+        caps(account_id, order)
+        if caps is not None
+        and order.facts.is_mercadolibre
+        and opens_conversation(history, has_attachment=has_attachment)
+        else None
+    )
     refusal = send_refusal(
-        order.facts, history, request.reason, has_attachment=request.attachment is not None, now=now
+        order.facts, history, request.reason, has_attachment=has_attachment, now=now, caps=guide_caps
     )
     if refusal is not None:
         raise PostventaError(refusal)

@@ -7,20 +7,24 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postventa.domain.conversation import UNKNOWN_STATUS, ConversationStatus, conversation_status
 from postventa.domain.errors import Refusal, not_found
+from postventa.domain.guide import GuideCaps
 from postventa.domain.reasons import Reason, TextMode
 from postventa.domain.sending import send_refusal, text_to_send
 from postventa.services.messaging import find_order
 from postventa.store import messages as message_store
-from postventa.store.orders import Order, OrderFilter, list_orders
+from postventa.store.orders import Order, OrderFilter, last_conversation_status, list_orders
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """An order's conversation (shared by the orders of its pack), oldest message first."""
+    """An order's conversation (shared by the orders of its pack), oldest message first, with
+    Mercado Libre's status of it."""
 
     order: Order
     messages: list[message_store.StoredMessage]
+    status: ConversationStatus = UNKNOWN_STATUS
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class ReasonOption:
     reason: Reason
     refusal: Refusal | None
     preview: str | None  # the text a template reason would send, when it can be sent
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """Each reason's option, and Mercado Libre's status of the conversation."""
+
+    options: list[ReasonOption]
+    status: ConversationStatus
 
 
 @dataclass(frozen=True)
@@ -50,10 +62,21 @@ async def orders_page(
     return OrderPage(total=total, limit=limit, offset=offset, orders=orders)
 
 
-async def conversation(connection: AsyncConnection, account_id: int, order_id: int) -> Conversation:
+async def conversation(
+    connection: AsyncConnection, account_id: int, order_id: int, now: dt.datetime
+) -> Conversation:
     """The conversation of an order of this account."""
     order = await find_order(connection, account_id, order_id)
-    return Conversation(order, await message_store.list_conversation(connection, order.conversation_id))
+    messages = await message_store.list_conversation(connection, order.conversation_id)
+    return Conversation(order, messages, await marketplace_status(connection, order, now))
+
+
+async def marketplace_status(
+    connection: AsyncConnection, order: Order, now: dt.datetime
+) -> ConversationStatus:
+    """Mercado Libre's status of the order's conversation, as a reader is shown it."""
+    last_read = await last_conversation_status(connection, order.conversation_id)
+    return conversation_status(last_read, payment_pending=order.facts.payment_pending, now=now)
 
 
 async def message(
@@ -78,16 +101,21 @@ async def attachment(
 
 
 async def send_options(
-    connection: AsyncConnection, account_id: int, order_id: int, now: dt.datetime
-) -> list[ReasonOption]:
-    """For each reason, what a send with a valid text and no attachment would get right now."""
+    connection: AsyncConnection,
+    account_id: int,
+    order_id: int,
+    now: dt.datetime,
+    caps: GuideCaps | None = None,
+) -> SendOptions:
+    """For each reason, what a send with a valid text and no attachment would get right now (with
+    Mercado Libre's `caps` for the pack, when it could be asked: the send decides with the same)."""
     order = await find_order(connection, account_id, order_id)
     history = await message_store.conversation_history(connection, order.conversation_id)
     options = []
     for reason in Reason:
-        refusal = send_refusal(order.facts, history, reason, has_attachment=False, now=now)
+        refusal = send_refusal(order.facts, history, reason, has_attachment=False, now=now, caps=caps)
         preview = None
         if refusal is None and reason.rule.text_mode is TextMode.TEMPLATE:
             preview = text_to_send(order.facts, reason, None, now)
         options.append(ReasonOption(reason, refusal, preview))
-    return options
+    return SendOptions(options, await marketplace_status(connection, order, now))

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postventa.domain.conversation import ConversationStatus
 from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts
 from postventa.domain.sites import Site
 from postventa.store.prepared import Prepared
@@ -207,3 +208,21 @@ def order_from_row(row: Any) -> Order:
             marketplace_status=row.marketplace_status,
         ),
     )
+
+
+async def last_conversation_status(
+    connection: AsyncConnection, conversation_id: int
+) -> ConversationStatus | None:
+    """Mercado Libre's status of the conversation as last read, or None if it never was."""
+    row = (
+        await connection.execute(
+            select(
+                conversations.c.marketplace_status,
+                conversations.c.marketplace_substatus,
+                conversations.c.marketplace_status_at,
+            ).where(conversations.c.id == conversation_id)
+        )
+    ).first()
+    if row is None or row.marketplace_status is None:
+        return None
+    return ConversationStatus(row.marketplace_status, row.marketplace_substatus, row.marketplace_status_at)

@@ -18,7 +18,7 @@ from postventa.api.guard import authorize_request, raw_response_headers, respons
 from postventa.api.idempotency import idempotency_key, send_once, stored_response
 from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
-from postventa.api.render import message_json, option_json
+from postventa.api.render import conversation_status_json, message_json, option_json
 from postventa.api.routing import DirectRoute
 from postventa.domain.attachments import CONTENT_TYPES
 from postventa.domain.errors import invalid
@@ -30,8 +30,9 @@ from postventa.domain.parameters import (
     parse_identifier,
 )
 from postventa.services import idempotency, reading
+from postventa.services.guide import CapsNeeded
 from postventa.services.idempotency import request_fingerprint
-from postventa.services.messaging import send_message
+from postventa.services.messaging import CapsLookup, send_message
 from postventa.store.idempotency import KeyLock
 
 router = APIRouter(tags=["Messages"], route_class=DirectRoute)
@@ -60,18 +61,37 @@ async def send(orderId: str, request: Request) -> Response:
         request, SEND_PARAMETERS, max_part_bytes=context.settings.max_body_bytes
     )
     key = idempotency_key(request)
+    try:
+        return await _send(request, context, parameters, orderId, key, context.guide.lookup)
+    except CapsNeeded as needed:
+        # Nothing was written: ask Mercado Libre outside any transaction, then decide again.
+        await context.guide.refresh(
+            context.database, context.meli, needed.account_id, needed.order_id, context.clock()
+        )
+    return await _send(request, context, parameters, orderId, key, context.guide.known)
+
+
+async def _send(
+    request: Request,
+    context: Context,
+    parameters: Parameters,
+    raw_order_id: str,
+    key: str | None,
+    caps: CapsLookup,
+) -> Response:
+    """The send's checks and its write, with Mercado Libre's caps as `caps` knows them."""
     if key is None:
         # The common case in one write transaction: checks 1–4 read the key where 5–10 write. Its
         # statements are all prepared ones, so it may share its commit with simultaneous sends.
         async with context.database.transaction(write=True, grouped=True) as connection:
             account_id = await authorize_request(request, context, parameters, SEND, connection)
             response = await _send_checks(
-                request, context, parameters, account_id, orderId, None, connection=connection
+                request, context, parameters, caps, account_id, raw_order_id, None, connection=connection
             )
         return _queued(request, context, response)
     account_id = await authorize_request(request, context, parameters, SEND)
-    send_checks = partial(_send_checks, request, context, parameters, account_id, orderId)
-    request_hash = request_fingerprint(request.method, orderId, account_id, parameters)
+    send_checks = partial(_send_checks, request, context, parameters, caps, account_id, raw_order_id)
+    request_hash = request_fingerprint(request.method, raw_order_id, account_id, parameters)
     return await send_once(
         request, context, parameters, key=key, request_hash=request_hash, send_checks=send_checks
     )
@@ -90,6 +110,7 @@ async def _send_checks(
     request: Request,
     context: Context,
     parameters: Parameters,
+    caps: CapsLookup,
     account_id: int,
     raw_order_id: str,
     lock: KeyLock | None,
@@ -106,9 +127,9 @@ async def _send_checks(
             "order_id_mismatch", f"'orderId' {given} differs from the order in the path ({order_id})."
         )
     if connection is not None:
-        return await _store_message(context, connection, parameters, account_id, order_id, lock)
+        return await _store_message(context, connection, parameters, caps, account_id, order_id, lock)
     async with context.database.transaction(write=True) as own_connection:
-        response = await _store_message(context, own_connection, parameters, account_id, order_id, lock)
+        response = await _store_message(context, own_connection, parameters, caps, account_id, order_id, lock)
     return _queued(request, context, response)
 
 
@@ -116,6 +137,7 @@ async def _store_message(
     context: Context,
     connection: AsyncConnection,
     parameters: Parameters,
+    caps: CapsLookup,
     account_id: int,
     order_id: int,
     lock: KeyLock | None,
@@ -127,6 +149,7 @@ async def _store_message(
         parameters=parameters,
         max_attachment_bytes=context.settings.max_attachment_bytes,
         now=context.clock(),
+        caps=caps,
     )
     headers = {"Location": f"/v2/orders/{order_id}/messages/{accepted.message_id}"}
     if accepted.message_ignored:
@@ -154,11 +177,19 @@ def _queued(request: Request, context: Context, response: Response) -> Response:
     openapi_extra=openapi.READ_QUERY,
 )
 async def options(orderId: str, request: Request) -> Response:
-    """For each reason: can it be sent now, and if not, the status and message a send would get."""
+    """For each reason: can it be sent now, and if not, the status and message a send would get; with
+    Mercado Libre's status of the conversation and its caps for the action guide (or why the local
+    rules decided alone)."""
     context, account_id, order_id = await _read_guard(request, orderId)
+    caps = await context.guide.answer(context.database, context.meli, account_id, order_id, context.clock())
     async with context.database.transaction() as connection:
-        found = await reading.send_options(connection, account_id, order_id, context.clock())
-    body = {"OrderId": order_id, "Results": [option_json(option, STATUS_BY_KIND) for option in found]}
+        found = await reading.send_options(connection, account_id, order_id, context.clock(), caps.caps)
+    body = {
+        "OrderId": order_id,
+        "ConversationStatus": conversation_status_json(found.status),
+        "MarketplaceCaps": caps.to_json(),
+        "Results": [option_json(option, STATUS_BY_KIND) for option in found.options],
+    }
     return JSONResponse(body, headers=response_headers(request))
 
 
@@ -172,11 +203,12 @@ async def conversation(orderId: str, request: Request) -> Response:
     """Both directions, with delivery status; pack-mates share one conversation."""
     context, account_id, order_id = await _read_guard(request, orderId)
     async with context.database.transaction() as connection:
-        found = await reading.conversation(connection, account_id, order_id)
+        found = await reading.conversation(connection, account_id, order_id, context.clock())
     results = [message_json(message, order_id) for message in found.messages]
     body: dict[str, Any] = {
         "OrderId": order_id,
         "PackId": found.order.data.pack_id,
+        "ConversationStatus": conversation_status_json(found.status),
         "Total": len(results),
         "Results": results,
     }
