@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 # Mercado Libre calls time out after 15 s (meli.client.READ_TIMEOUT_SECONDS): the buckets reach past it.
 MELI_DURATION_BUCKETS_SECONDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
 # The statuses of an outbound message (docs/delivery.md), always exposed, at 0 when none.
-MESSAGE_STATUSES = ("queued", "sending", "sent", "moderated", "failed")
+MESSAGE_STATUSES = ("queued", "sending", "pending_moderation", "sent", "moderated", "failed")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER = "other"
 

@@ -60,6 +60,7 @@ SDK_MISSING = (
 STATUS_STYLES = {
     "queued": "yellow",
     "sending": "cyan",
+    "pending_moderation": "cyan",
     "sent": "green",
     "received": "blue",
     "moderated": "magenta",

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.conversation import Direction
+from postventa.domain.delivery import MessageStatus
 from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_found
 from postventa.domain.guide import GuideCaps, opens_conversation
 from postventa.domain.parameters import Parameters
@@ -92,7 +93,7 @@ async def send_message(
         direction=Direction.OUTBOUND,
         reason=request.reason,
         text=text_to_send(order.facts, request.reason, request.free_text, now),
-        status="queued",
+        status=MessageStatus.QUEUED,
         message_ignored=request.message_ignored,
         attachment_id=attachment_id,
     )
@@ -126,7 +127,7 @@ async def record_buyer_reply(
         direction=Direction.INBOUND,
         reason=None,
         text=text,
-        status="received",
+        status=MessageStatus.RECEIVED,
         marketplace_message_id=marketplace_message_id,
     )
     return await _append(connection, new_message, message_count, now)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction, PastMessage
+from postventa.domain.delivery import MessageStatus
 from postventa.domain.reasons import Reason
 from postventa.store.orders import Order, get_order, order_from_row
 from postventa.store.prepared import Prepared, in_loop_sqlite
@@ -197,7 +198,7 @@ async def order_with_history(
             direction=Direction(row.message_direction),
             reason=Reason(row.message_reason) if row.message_reason is not None else None,
             has_attachment=row.message_attachment_id is not None,
-            failed=row.message_status == "failed",
+            failed=row.message_status == MessageStatus.FAILED,
         )
         for row in rows
         if row.message_direction is not None
@@ -210,7 +211,7 @@ def _past(row: Any) -> PastMessage:
         direction=Direction(row.direction),
         reason=Reason(row.reason) if row.reason is not None else None,
         has_attachment=row.attachment_id is not None,
-        failed=row.status == "failed",
+        failed=row.status == MessageStatus.FAILED,
     )
 
 
@@ -301,7 +302,7 @@ async def append_message(
             "status": message.status,
             "created_at": now,
             "status_changed_at": now,
-            "next_attempt_at": now if message.status == "queued" else None,
+            "next_attempt_at": now if message.status == MessageStatus.QUEUED else None,
             "marketplace_message_id": message.marketplace_message_id,
         },
     )

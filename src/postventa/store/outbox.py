@@ -99,11 +99,11 @@ def _due(now: Any) -> Any:
 
 
 def _queued_due(now: Any) -> Any:
-    return and_(messages.c.status == "queued", messages.c.next_attempt_at <= now)
+    return and_(messages.c.status == MessageStatus.QUEUED, messages.c.next_attempt_at <= now)
 
 
 def _lease_expired(now: Any) -> Any:
-    return and_(messages.c.status == "sending", messages.c.lease_expires_at < now)
+    return and_(messages.c.status == MessageStatus.SENDING, messages.c.lease_expires_at < now)
 
 
 def _claim_update(which: Any, *, skip_locked: bool) -> Update:
@@ -136,13 +136,15 @@ def _claim_update(which: Any, *, skip_locked: bool) -> Update:
         update(messages)
         .where(chosen)
         .values(
-            status="sending",
+            status=MessageStatus.SENDING,
             lease_owner=bindparam("worker"),
             lease_expires_at=bindparam("lease_expires_at", type_=messages.c.lease_expires_at.type),
             attempts=messages.c.attempts + 1,
             first_attempt_at=func.coalesce(messages.c.first_attempt_at, now),
             # A claim of a message already "sending" takes it over from a worker that died mid-attempt.
-            needs_reconcile=case((messages.c.status == "sending", True), else_=messages.c.needs_reconcile),
+            needs_reconcile=case(
+                (messages.c.status == MessageStatus.SENDING, True), else_=messages.c.needs_reconcile
+            ),
             status_changed_at=now,
         )
     )
@@ -291,7 +293,7 @@ async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
     """When the next queued message falls due (to sleep until then)."""
     result = await connection.execute(
         select(func.min(messages.c.next_attempt_at)).where(
-            messages.c.direction == "outbound", messages.c.status == "queued"
+            messages.c.direction == "outbound", messages.c.status == MessageStatus.QUEUED
         )
     )
     value = result.scalar_one_or_none()
@@ -501,7 +503,7 @@ def _outcome_parameters(
             "moderation_reason": outcome.moderation_reason,
             "next_attempt_at": None,
         }
-    elif outcome.status == "failed":
+    elif outcome.status == MessageStatus.FAILED:
         values |= {"failed_at": now, "next_attempt_at": None}
     else:
         values["next_attempt_at"] = outcome.next_attempt_at
@@ -533,7 +535,7 @@ def _fenced_update(columns: tuple[str, ...]) -> Update:
         .where(
             messages.c.id == bindparam("message_id"),
             messages.c.lease_owner == bindparam("worker"),
-            messages.c.status == "sending",
+            messages.c.status == MessageStatus.SENDING,
         )
         .values({name: bindparam(f"new_{name}", type_=messages.c[name].type) for name in columns})
     )
@@ -581,14 +583,14 @@ _INSERT_ATTEMPT = Prepared(
 
 async def requeue(connection: AsyncConnection, now: dt.datetime, message_ids: list[int] | None = None) -> int:
     """Put failed messages (all, or these) back in the queue; returns how many."""
-    conditions = [messages.c.status == "failed", messages.c.direction == "outbound"]
+    conditions = [messages.c.status == MessageStatus.FAILED, messages.c.direction == "outbound"]
     if message_ids is not None:
         conditions.append(messages.c.id.in_(message_ids))
     result = await connection.execute(
         update(messages)
         .where(*conditions)
         .values(
-            status="queued",
+            status=MessageStatus.QUEUED,
             status_changed_at=now,
             next_attempt_at=now,
             attempts=0,
@@ -608,7 +610,7 @@ async def resume_account(connection: AsyncConnection, account_id: int, now: dt.d
         .where(
             messages.c.account_id == account_id,
             messages.c.direction == "outbound",
-            messages.c.status == "queued",
+            messages.c.status == MessageStatus.QUEUED,
             messages.c.next_attempt_at > now,
         )
         .values(next_attempt_at=now)
