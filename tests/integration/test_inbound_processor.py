@@ -180,3 +180,23 @@ async def test_a_deleted_messages_notification_is_done_at_once(database):
     assert row.processed_at is not None
     assert row.attempts == 1
     assert "could not be retrieved" in row.last_error
+
+
+async def test_a_message_that_cannot_be_kept_does_not_stop_the_poll(database):
+    _tenant, order_id, pack_id, seller_id = await linked_order(database)
+    await postventa_message(database, order_id, status="sent", marketplace_id=uuid.uuid4().hex)
+    too_long = {**message_json(uuid.uuid4().hex, pack_id, BUYER, "x" * 3501), "to": {"user_id": seller_id}}
+    fine = {**message_json(uuid.uuid4().hex, pack_id, BUYER, "Gracias"), "to": {"user_id": seller_id}}
+    transport = mercado_libre([too_long, fine])
+    processor = InboundProcessor(database, MeliClient("http://meli.test", transport=transport))
+
+    await processor.poll_conversations()
+    async with database.transaction() as connection:
+        inbound = (
+            await connection.execute(
+                select(messages.c.text).where(
+                    messages.c.order_id == order_id, messages.c.direction == "inbound"
+                )
+            )
+        ).all()
+    assert [row.text for row in inbound] == ["Gracias"]

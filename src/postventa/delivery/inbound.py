@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.domain.inbound import LATE_MODERATION_WINDOW, moderation_change, thread_agent
@@ -28,6 +29,7 @@ from postventa.store import inbound as inbound_store
 from postventa.store.engine import Database
 from postventa.store.inbound import Notification
 from postventa.store.links import account_of_seller
+from postventa.store.messages import ConversationChanged
 
 MAX_NOTIFICATION_ATTEMPTS = 10
 # A message Mercado Libre will not show this seller (403: not theirs, a stray or forged notification)
@@ -208,10 +210,21 @@ class InboundProcessor:
         for message in sorted(messages, key=lambda item: item.created_at or self.clock()):
             if not _needs_recording(known.get(message.id), message):
                 continue
-            async with self.database.transaction(write=True) as connection:
-                recorded = await inbound_service.observe_message(
-                    connection, account_id, seller_id, message, self.clock(), agent_thread=agent_thread
+            try:
+                async with self.database.transaction(write=True) as connection:
+                    recorded = await inbound_service.observe_message(
+                        connection, account_id, seller_id, message, self.clock(), agent_thread=agent_thread
+                    )
+            except (PostventaError, IntegrityError, ConversationChanged) as error:
+                # One message we cannot keep (a text refused, a concurrent append) must not stop the
+                # poll of every conversation after it; a notification of it keeps its own retries.
+                log.warning(
+                    "poll_message_not_recorded",
+                    account_id=account_id,
+                    message_id=message.id,
+                    error=str(error),
                 )
+                continue
             if recorded is Recorded.DONE:
                 changed += 1
             elif recorded is Recorded.IN_FLIGHT:
