@@ -200,3 +200,16 @@ async def test_a_message_that_cannot_be_kept_does_not_stop_the_poll(database):
             )
         ).all()
     assert [row.text for row in inbound] == ["Gracias"]
+
+
+async def test_the_webhook_takes_notifications_keyed_id_or_the_older_id_with_read_actions(client, database):
+    _tenant, _order_id, _pack_id, seller_id = await linked_order(database)
+    for key, resource, actions in (
+        ("id", uuid.uuid4().hex, ["read"]),
+        ("_id", uuid.uuid4().hex, ["created"]),
+    ):
+        payload = {key: "5e2827f2-aaaa", "resource": resource, "user_id": seller_id, "topic": "messages"}
+        answer = await client.post("/webhooks/mercadolibre", json={**payload, "actions": actions})
+        assert (answer.status_code, answer.json()["Accepted"]) == (200, True)
+        row = await notification(database, resource, seller_id)
+        assert (row.topic, row.processed_at) == ("messages", None)
