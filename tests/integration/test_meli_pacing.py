@@ -297,3 +297,15 @@ async def test_a_budget_that_cannot_be_checked_sends_nothing() -> None:
     assert refused.value.failure.kind is FailureKind.TRANSIENT
     assert refused.value.failure.code == "marketplace_budget_unavailable"
     assert counted == []
+
+
+async def test_a_large_budget_is_reserved_in_larger_blocks() -> None:
+    shared = CountingMemory()
+    counted: list[int] = []
+    budget = CallBudget(1_000_000, 1_000_000, shared)
+    meli = MeliClient(BASE, transport=counting_transport(counted), budget=budget)
+    app = application()
+    for _ in range(3000):
+        await meli.order("token", 5, application=app)
+    assert len(counted) == 3000
+    assert shared.reservations <= 14  # 1, 2, 4, ... 512, then 1,000 at a time (a hundredth of the budget)

@@ -9,8 +9,8 @@ A process reserves calls in small blocks (one storage round trip per block, not 
 a block within `lease_seconds`, dropping what is left. A block's calls are counted at reservation,
 so a window of `window + lease` seconds holds every call made in any `window`-second span: however
 many processes reserve, their calls in any minute stay within the budget. Block sizes adapt: a block
-spent whole doubles the next one (up to `max_block`); a block dropped half-used shrinks it, so a
-quiet process does not hold calls a busy one could make.
+spent whole doubles the next one (up to `max_block`: 10 calls, or a hundredth of a larger budget); a
+block dropped half-used shrinks it, so a quiet process does not hold calls a busy one could make.
 
 A 429 records a cool-down for that application and endpoint in the same storage (Retry-After, or
 `cool_down_seconds`, 10 by default: Mercado Libre documents no Retry-After). Every process looks for
@@ -35,7 +35,8 @@ from redis.backoff import NoBackoff
 
 WINDOW_SECONDS = 60
 LEASE_SECONDS = 2
-MAX_BLOCK = 10
+MAX_BLOCK = 10  # calls in one block, unless a hundredth of the budget is more
+LARGEST_BLOCK = 1000
 DEFAULT_COOL_DOWN_SECONDS = 10.0
 DEFAULT_APPLICATION = "default"  # the key of calls that name no application
 MIN_WAIT_SECONDS = 0.05
@@ -67,7 +68,7 @@ class CallBudget:
         *,
         window_seconds: int = WINDOW_SECONDS,
         lease_seconds: int = LEASE_SECONDS,
-        max_block: int = MAX_BLOCK,
+        max_block: int | None = None,
         cool_down_seconds: float = DEFAULT_COOL_DOWN_SECONDS,
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -77,7 +78,7 @@ class CallBudget:
         self.reads = RateLimitItemPerSecond(reads_per_minute, window_seconds + lease_seconds)
         self.writes = RateLimitItemPerSecond(writes_per_minute, window_seconds + lease_seconds)
         self.lease_seconds = lease_seconds
-        self.max_block = max(1, max_block)
+        self.max_block = max_block
         self.cool_down_seconds = cool_down_seconds
         self._close = close
         self._blocks: dict[tuple[str, str, str], _Block] = {}
@@ -126,7 +127,8 @@ class CallBudget:
             block.cooling_until = time.monotonic() + waiting
             return
         item = self.item(key[1])
-        wanted = min(_next_size(block, self.max_block), item.amount)
+        largest = self.max_block or min(LARGEST_BLOCK, max(MAX_BLOCK, item.amount // 100))
+        wanted = min(_next_size(block, max(1, largest)), item.amount)
         started = time.monotonic()
         granted = wanted if await self.strategy.hit(item, *key, cost=wanted) else 0
         if not granted:
