@@ -3,6 +3,7 @@ one attempt sends, whom it writes to, and what it records for each answer."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from postventa.delivery.attempt import Delivery, SellerChannel, deliver_one
@@ -156,3 +157,24 @@ async def test_a_revoked_authorization_waits_for_a_new_link():
     assert transport.requests == []
     assert (outcome.status, outcome.attempt_outcome) == (MessageStatus.QUEUED, AttemptResult.WAIT)
     assert not outcome.counts_attempt
+
+
+class SilentTransport:
+    """A Mercado Libre that never answers."""
+
+    async def exchange(self, method, url, *, params, headers, data):
+        await asyncio.sleep(3600)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_attempt_ends_before_its_lease_and_is_reconciled_next_time():
+    channel = SellerChannel(MeliClient("http://meli.test", transport=SilentTransport()), Sessions())
+
+    outcome = await deliver_one(
+        Delivery(ClaimedMessage(7, 1, False), job()), channel, lambda: NOW, time_limit_seconds=0.1
+    )
+
+    assert (outcome.status, outcome.error_code) == (MessageStatus.QUEUED, "attempt_time_limit")
+    assert outcome.needs_reconcile

@@ -7,6 +7,7 @@ answer means, which route, whom to write to and what to record are decided in `d
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -67,8 +68,16 @@ async def deliver_one(
     channel: SellerChannel,
     clock: Callable[[], dt.datetime],
     policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    *,
+    time_limit_seconds: float | None = None,
 ) -> Outcome:
-    """One attempt of one message, whatever happens: the outcome to record."""
+    """One attempt of one message, whatever happens: the outcome to record.
+
+    `time_limit_seconds` bounds the whole attempt (the worker gives it less than the message's
+    lease): an attempt still waiting, for Mercado Libre or for its call budget, when its lease runs
+    out would run beside the next claim's. Cut short, it may have reached Mercado Libre, so the next
+    attempt reconciles first.
+    """
     job, claimed = delivery.job, delivery.claimed
     route = decide.route_for(
         job.route,
@@ -78,22 +87,33 @@ async def deliver_one(
     )
     progress = _Progress()
     try:
-        refusal = decide.not_on_marketplace(job.pack_id, job.order_external_id)
-        if refusal is not None:
-            raise MeliError(refusal)
-        try:
-            return await _reconcile_then_send(delivery, channel, route, progress)
-        except MeliError as error:
-            if error.failure.kind is not FailureKind.AUTH:
-                raise
-        await channel.renew()
-        return await _reconcile_then_send(delivery, channel, route, progress)
+        async with asyncio.timeout(time_limit_seconds):
+            return await _attempt(delivery, channel, route, progress)
+    except TimeoutError:
+        failure = DeliveryFailure(
+            FailureKind.UNKNOWN, "attempt_time_limit", f"The attempt took over {time_limit_seconds} s."
+        )
     except MeliError as error:
         failure = error.failure
         if failure.code == GENERIC_BLOCK and "blocked_by_" not in failure.message:
             failure = await _block_named(delivery, channel, failure)
-        outcome = decide.after_failure(failure, claimed.attempts, route, clock(), policy=policy)
+    outcome = decide.after_failure(failure, claimed.attempts, route, clock(), policy=policy)
     return decide.unreconciled(outcome, needed=claimed.needs_reconcile, done=progress.reconciled)
+
+
+async def _attempt(delivery: Delivery, channel: SellerChannel, route: Route, progress: _Progress) -> Outcome:
+    """Reconcile if needed, then send; an access token refused once is renewed and all tried again."""
+    job = delivery.job
+    refusal = decide.not_on_marketplace(job.pack_id, job.order_external_id)
+    if refusal is not None:
+        raise MeliError(refusal)
+    try:
+        return await _reconcile_then_send(delivery, channel, route, progress)
+    except MeliError as error:
+        if error.failure.kind is not FailureKind.AUTH:
+            raise
+    await channel.renew()
+    return await _reconcile_then_send(delivery, channel, route, progress)
 
 
 @dataclass

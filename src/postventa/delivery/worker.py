@@ -37,6 +37,9 @@ LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with 
 # wake it) waits at most before a claim looks for it: a claim on an empty queue is one index probe.
 IDLE_WAIT_SECONDS = 0.25
 HEARTBEAT_SECONDS = 10.0
+# The share of a lease an attempt may take: the rest covers recording its outcome before another
+# worker may claim the message (a lease that ran out mid-attempt would let two attempts run at once).
+ATTEMPT_SHARE_OF_LEASE = 0.8
 # How often a claim also looks for messages whose lease expired (a worker died mid-attempt). Leases
 # last LEASE_SECONDS; looking on every claim was one more statement per claim that found nothing.
 EXPIRED_LEASE_CHECK_SECONDS = 1.0
@@ -103,6 +106,8 @@ class DeliveryWorker:
         # Waiting instead until this many were free, to share claims, left slots standing idle
         # (at 32 in flight: 756 messages/s against 1,324; docs/decisions.md).
         self._claim_batch = max(1, concurrency // 4)
+        # An attempt ends before its lease does, whatever it waits for (ATTEMPT_SHARE_OF_LEASE).
+        self._attempt_time_limit = lease_seconds * ATTEMPT_SHARE_OF_LEASE
         self._expired_leases_checked = -math.inf
 
     def wake(self) -> None:
@@ -200,7 +205,9 @@ class DeliveryWorker:
         try:
             delivery = await self._prepare(claimed, job)
             channel = SellerChannel(self.meli, functools.partial(self._session, delivery.job.account_id))
-            outcome = await deliver_one(delivery, channel, self.clock, self.retry_policy)
+            outcome = await deliver_one(
+                delivery, channel, self.clock, self.retry_policy, time_limit_seconds=self._attempt_time_limit
+            )
         except Exception as error:  # a bug must not lose the message: retry it, reconciling first
             log.exception("delivery_crashed", message_id=claimed.id, worker=self.worker_id)
             failure = DeliveryFailure(
