@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from postventa.domain.delivery import DeliveryFailure, FailureKind, LinkStatus, classify_response
 from postventa.domain.sites import Site
-from postventa.meli.client import MeliError
+from postventa.meli.client import MeliClient, MeliError
 from postventa.meli.models import TokenGrant
 from postventa.services.marketplace import link_account, session_for
 from postventa.store import outbox
@@ -214,10 +214,16 @@ async def claimable(database, at: dt.datetime) -> tuple[list[int], int]:
 
 @pytest.fixture
 async def own_client(database_url, isolated_database) -> AsyncIterator[httpx2.AsyncClient]:
-    """The app on a database of this test alone: its claims see no other test's messages."""
-    app = create_app(make_settings(database_url), database=isolated_database)
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
-        yield client
+    """The app on a database of this test alone: its claims see no other test's messages. Its Mercado
+    Libre (nobody listens there: a send's caps come from the local rules) is closed here, since
+    in-process HTTP runs no lifespan."""
+    meli = MeliClient("http://127.0.0.1:9")
+    app = create_app(make_settings(database_url), database=isolated_database, meli=meli)
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
+            yield client
+    finally:
+        await meli.aclose()
 
 
 async def test_claims_skip_a_link_that_needs_relinking_until_it_is_linked_again(
