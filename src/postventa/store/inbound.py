@@ -294,7 +294,8 @@ async def known_messages(
         ).where(messages.c.account_id == account_id, messages.c.marketplace_message_id.in_(marketplace_ids))
     )
     return {
-        row.marketplace_message_id: KnownMessage(row.id, row.direction, row.status, row.read_at) for row in rows
+        row.marketplace_message_id: KnownMessage(row.id, row.direction, row.status, row.read_at)
+        for row in rows
     }
 
 
