@@ -141,7 +141,9 @@ def control(target: Target) -> Iterator[Control]:
 
 
 def _emulator_target() -> Iterator[Target]:
-    with ThreadedServer(create_emulator_app(EmulatorConfig())) as server:
+    # Short waits between notification attempts, so a test sees a missed feed within a second.
+    config = EmulatorConfig(notify_retry_delays_seconds=(0.01, 0.01))
+    with ThreadedServer(create_emulator_app(config)) as server:
         with httpx2.Client(base_url=server.url, timeout=10) as http:
             seller = http.post("/_emulator/sellers", json={"SiteId": "MLA"}).json()
             pack_id = next(_PACK_IDS)

@@ -12,6 +12,7 @@ them.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx2
@@ -19,6 +20,7 @@ import pytest
 
 from postventa.domain.delivery import DeliveryFailure, FailureKind, classify_response
 from tests.contract.conftest import POST_SALE, Control, Target
+from tests.servers import free_port
 
 MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 LOGISTIC_TYPES = {
@@ -416,6 +418,37 @@ def test_lock_and_deactivated_buyer(
     assert refused.status_code == int(kind)
     assert set(refused.json()) == {"cause", "error", "message", "status_code"}
     assert (classify(refused).code, classify(refused).kind) == (code, failure)
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+def test_missed_feeds_list_undelivered_notifications(target: Target, control_or_none: Control | None) -> None:
+    """`MeliClient.missed_feeds`: `{"messages": [notification]}`, each with topic, resource, user_id."""
+    expected = None
+    if control_or_none is not None:
+        control_or_none.configure(NotifyUrl=f"http://127.0.0.1:{free_port()}/notify")
+        expected = f"/orders/{control_or_none.conversation().order_id}"
+    params = {"app_id": target.client_id}
+    deadline = time.monotonic() + 10
+    while True:
+        answer = target.http.get("/missed_feeds", params=params, headers=target.headers)
+        assert answer.status_code == 200, answer.text
+        feeds = answer.json()["messages"]
+        if (
+            expected is None
+            or expected in [feed["resource"] for feed in feeds]
+            or time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.05)
+    assert isinstance(feeds, list)
+    for feed in feeds:
+        assert isinstance(feed["topic"], str)
+        assert isinstance(feed["resource"], str)
+        assert isinstance(feed["user_id"], int)
+    if expected is not None:
+        assert expected in [feed["resource"] for feed in feeds]
 
 
 # --- errors every call can meet ------------------------------------------------------------------
