@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.delivery import DeliveryFailure, FailureKind, LinkStatus
 from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_found
@@ -119,7 +120,6 @@ async def session_for(
     if _usable(link, now, refused_token):
         assert link.access_token is not None
         return Session(link, link.access_token)
-    refused: DeliveryFailure | None = None
     async with database.transaction(write=True) as connection:
         link = await link_store.get_link(connection, account_id, database.token_cipher, for_update=True)
         assert link is not None
@@ -128,40 +128,52 @@ async def session_for(
         if _usable(link, now, refused_token):  # another process refreshed it meanwhile
             assert link.access_token is not None
             return Session(link, link.access_token)
-        try:
-            grant = await meli.refresh(link.client_id, link.client_secret, link.refresh_token)
-        except MeliError as error:
-            if error.failure.kind is not FailureKind.RELINK:
-                raise
-            refused = error.failure
-            # Marked inside the block, raised after it: the mark must be committed, not rolled back.
-            await link_store.mark_needs_relink(connection, account_id, refused.message, now)
-        else:
-            expires_at = now + dt.timedelta(seconds=grant.expires_in_seconds)
-            await link_store.save_tokens(
-                connection,
-                account_id,
-                access_token=grant.access_token,
-                refresh_token=grant.refresh_token,
-                expires_at=expires_at,
-                now=now,
-                cipher=database.token_cipher,
-            )
-    if refused is not None:
+        # Returned, not raised, inside the block: a refusal's mark must be committed, not rolled back.
+        refreshed = await _refresh(database, connection, link, meli, now)
+    if isinstance(refreshed, DeliveryFailure):
         log.warning(
             "marketplace_link_needs_relink",
             account_id=account_id,
             seller_id=link.seller_id,
-            code=refused.code,
+            code=refreshed.code,
         )
-        raise MeliError(_relink_failure(account_id, refused.message), 400)
-    fresh = replace(
+        raise MeliError(_relink_failure(account_id, refreshed.message), 400)
+    assert refreshed.access_token is not None
+    return Session(refreshed, refreshed.access_token)
+
+
+async def _refresh(
+    database: Database,
+    connection: AsyncConnection,
+    link: link_store.MarketplaceLink,
+    meli: MeliClient,
+    now: dt.datetime,
+) -> link_store.MarketplaceLink | DeliveryFailure:
+    """The link with new tokens (kept: the refresh token rotates), or Mercado Libre's refusal of the
+    refresh token (`invalid_grant`), the link then marked `needs_relink`. Other failures raise."""
+    try:
+        grant = await meli.refresh(link.client_id, link.client_secret, link.refresh_token)
+    except MeliError as error:
+        if error.failure.kind is not FailureKind.RELINK:
+            raise
+        await link_store.mark_needs_relink(connection, link.account_id, error.failure.message, now)
+        return error.failure
+    expires_at = now + dt.timedelta(seconds=grant.expires_in_seconds)
+    await link_store.save_tokens(
+        connection,
+        link.account_id,
+        access_token=grant.access_token,
+        refresh_token=grant.refresh_token,
+        expires_at=expires_at,
+        now=now,
+        cipher=database.token_cipher,
+    )
+    return replace(
         link,
         access_token=grant.access_token,
         refresh_token=grant.refresh_token,
         access_token_expires_at=expires_at,
     )
-    return Session(fresh, grant.access_token)
 
 
 def _relink_failure(account_id: int, reason: str | None) -> DeliveryFailure:
