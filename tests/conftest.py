@@ -19,7 +19,7 @@ import httpx2
 import pytest
 from bench.common import postgres_reachable
 
-from postventa.wiring import create_app
+from postventa.wiring import create_app, meli_client
 from postventa.api.server import JsonErrorHttpToolsProtocol
 from postventa.config import Settings
 from postventa.store.engine import Database
@@ -99,11 +99,16 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings, database: Database) -> AsyncIterator[httpx2.AsyncClient]:
-    """The application over in-process HTTP (ASGI)."""
-    app = create_app(settings, database=database)
+    """The application over in-process HTTP (ASGI). ASGI transports run no lifespan: the Mercado Libre
+    client (which a send asks for caps when the account is linked) is this fixture's to close."""
+    meli = meli_client(settings)
+    app = create_app(settings, database=database, meli=meli)
     transport = httpx2.ASGITransport(app=app)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://postventa.test") as http:
-        yield http
+    try:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://postventa.test") as http:
+            yield http
+    finally:
+        await meli.aclose()
 
 
 def admin_headers() -> dict[str, str]:

@@ -76,6 +76,8 @@ async def test_a_failed_message_is_requeued_and_then_delivered(
     await world.sync(seller)
     order_id = await world.local_order_id(seller, created["OrderId"])
     await world.meli.put(f"/_emulator/orders/{created['OrderId']}", json={"Status": "cancelled"})
+    # Its caps (0 once blocked) cannot be read: the local rules accept, Mercado Libre refuses later.
+    await world.faults([{"Route": "GET /messages/action_guide/packs/*/caps_available", "Kind": "500"}])
     sent = await world.api.post(
         f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message="Hola")
     )

@@ -37,10 +37,10 @@ import sys
 
 from fastapi import Request
 
-import postventa.api.app as api_app
 import postventa.cli.main as cli
+import postventa.wiring as wiring
 
-create_app = api_app.create_app  # `serve` imports it from there when it runs
+create_app = wiring.create_app  # `serve` imports it from there when it runs
 
 
 def create_app_with_a_bug(settings):
@@ -53,7 +53,7 @@ def create_app_with_a_bug(settings):
     return app
 
 
-api_app.create_app = create_app_with_a_bug
+wiring.create_app = create_app_with_a_bug
 cli.app(["serve", "--host", "127.0.0.1", "--port", sys.argv[1]])
 """
 

@@ -44,7 +44,7 @@ async def copy_database(source: Database, target: Database) -> dict[str, int]:
     await upgrade(target)
     async with _snapshot(source) as reader, target.transaction(write=True) as writer:
         await _refuse_if_rows(writer)
-        copied = {table.name: await _copy_table(reader, writer, table) for table in metadata.sorted_tables}
+        copied = {table.name: await _copy_table(reader, writer, table) for table in _data_tables()}
         if writer.dialect.name == "postgresql":
             await _reset_sequences(writer)
     return copied
@@ -60,7 +60,7 @@ async def _refuse_unless_empty(target: Database) -> None:
 
 async def _refuse_if_rows(connection: AsyncConnection, *, only: set[str] | None = None) -> None:
     filled = []
-    for table in metadata.sorted_tables:
+    for table in _data_tables():
         if only is not None and table.name not in only:
             continue
         if (await connection.execute(select(func.count()).select_from(table))).scalar_one():
@@ -105,7 +105,7 @@ def _has_binary(table: Table) -> bool:
 
 async def _reset_sequences(writer: AsyncConnection) -> None:
     # Copied rows kept their ids; each table's next generated id must come after the largest.
-    for table in metadata.sorted_tables:
+    for table in _data_tables():
         column: Column[Any] | None = table.autoincrement_column
         if column is None:
             continue
@@ -122,3 +122,9 @@ async def _reset_sequences(writer: AsyncConnection) -> None:
             text("SELECT setval(CAST(:sequence AS regclass), :next_id, false)"),
             {"sequence": sequence, "next_id": next_id},
         )
+
+
+def _data_tables() -> list[Table]:
+    """The tables a copy carries, in foreign-key order: all but the ephemeral ones (Mercado Libre's
+    call budget of the last minute)."""
+    return [table for table in metadata.sorted_tables if not table.info.get("ephemeral")]

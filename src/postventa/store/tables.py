@@ -333,7 +333,7 @@ idempotency_keys = Table(
 # Mercado Libre's call budget, shared by every process of an application when no Redis is configured
 # (store/meli_budget.py, meli/pacing.py): the calls reserved in the moving window, one row per block,
 # and the counters that expire (a cool-down after a 429). Times are epoch seconds, as `limits` keeps
-# them.
+# them. Ephemeral: counts of the last minute, not data a copy of the database carries.
 meli_call_window = Table(
     "meli_call_window",
     metadata,
@@ -342,6 +342,7 @@ meli_call_window = Table(
     Column("taken_at", Double(), nullable=False),
     Column("amount", Integer, nullable=False),
     Index(None, "key", "taken_at"),
+    info={"ephemeral": True},
 )
 
 meli_call_counters = Table(
@@ -350,4 +351,5 @@ meli_call_counters = Table(
     Column("key", String(255), primary_key=True),
     Column("count", Integer, nullable=False),
     Column("expires_at", Double(), nullable=False),
+    info={"ephemeral": True},
 )
