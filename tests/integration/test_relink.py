@@ -144,8 +144,9 @@ async def test_invalid_grant_marks_the_link_once_commits_it_and_never_refreshes_
     assert (await stored_link(database, account_id)).status_changed_at == link.status_changed_at
 
 
-class SlowRefusal(ScriptedMeli):
-    """Refuses each refresh after a while, so concurrent sessions overlap while it is asked."""
+class SlowMeli(ScriptedMeli):
+    """Answers each refresh after a while: concurrent sessions overlap while it is asked, and a
+    caller's time limit can run out before the answer."""
 
     async def refresh(
         self, client_id: str, client_secret: str, refresh_token: str, **options: Any
@@ -156,7 +157,7 @@ class SlowRefusal(ScriptedMeli):
 
 async def test_concurrent_sessions_ask_mercado_libre_once_and_all_get_the_relink_failure(database):
     account_id, seller_id = await linked_account(database)
-    meli = SlowRefusal(seller_id, refusal=invalid_grant())
+    meli = SlowMeli(seller_id, refusal=invalid_grant())
 
     results = await asyncio.gather(
         *(session_for(database, account_id, meli, now()) for _ in range(4)), return_exceptions=True
@@ -165,6 +166,33 @@ async def test_concurrent_sessions_ask_mercado_libre_once_and_all_get_the_relink
     assert meli.refreshes == ["refresh-0"]
     assert all(isinstance(result, MeliError) for result in results), results
     assert {result.failure.kind for result in results} == {FailureKind.RELINK}
+
+
+async def test_a_caller_cut_short_during_a_refresh_does_not_lose_the_rotated_tokens(database):
+    """Mercado Libre rotates the refresh token as it answers: a caller whose time limit runs out
+    meanwhile (a send's caps, a delivery's attempt) must not roll the new tokens back, or the link is
+    left with a spent refresh token and the next refresh is refused (invalid_grant)."""
+    account_id, seller_id = await linked_account(database)
+    meli = SlowMeli(seller_id)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await session_for(database, account_id, meli, now())
+
+    for _ in range(100):
+        if (await stored_link(database, account_id)).refresh_token == "refresh-1":
+            break
+        await asyncio.sleep(0.05)
+    link = await stored_link(database, account_id)
+    assert (link.refresh_token, link.access_token, link.status) == (
+        "refresh-1",
+        "access-1",
+        LinkStatus.ACTIVE,
+    )
+    session = await session_for(database, account_id, meli, now())
+    assert session is not None
+    assert session.access_token == "access-1"
+    assert meli.refreshes == ["refresh-0"]
 
 
 async def test_a_valid_token_keeps_working_and_other_refresh_failures_do_not_mark_the_link(database):

@@ -12,6 +12,7 @@ Mercado Libre for that account's tokens again until an operator saves a new link
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
@@ -120,6 +121,28 @@ async def session_for(
     if _usable(link, now, refused_token):
         assert link.access_token is not None
         return Session(link, link.access_token)
+    # Shielded: a caller cut short (a time limit, a stop) must not roll back tokens Mercado Libre has
+    # already rotated, which would leave the link with a spent refresh token (invalid_grant next time).
+    refreshing = asyncio.ensure_future(_refreshed_session(database, account_id, meli, now, refused_token))
+    _REFRESHING.add(refreshing)
+    refreshing.add_done_callback(_refresh_done)
+    return await asyncio.shield(refreshing)
+
+
+_REFRESHING: set[asyncio.Future[Session]] = set()  # refreshes running on, kept until they end
+
+
+def _refresh_done(refreshing: asyncio.Future[Session]) -> None:
+    _REFRESHING.discard(refreshing)
+    if not refreshing.cancelled():
+        refreshing.exception()  # retrieved: its caller may have been cancelled and never will
+
+
+async def _refreshed_session(
+    database: Database, account_id: int, meli: MeliClient, now: dt.datetime, refused_token: str | None
+) -> Session:
+    """`session_for` past the unlocked read: the link locked, and its tokens refreshed unless another
+    process did meanwhile. Raises MeliError with a RELINK failure when the link needs relinking."""
     async with database.transaction(write=True) as connection:
         link = await link_store.get_link(connection, account_id, database.token_cipher, for_update=True)
         assert link is not None
