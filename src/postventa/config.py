@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="After a 429 without Retry-After, how long no process calls that endpoint for "
         "that application.",
     )
+    meli_max_wait_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a call may wait for its turn in the call budget or a cool-down; a turn "
+        "further away fails the call at once (transient, marketplace_budget_wait, nothing sent).",
+    )
     heartbeat_max_age_seconds: float = Field(
         default=60.0, gt=0, description="/readyz fails when no delivery worker was seen for this long."
     )

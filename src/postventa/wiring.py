@@ -59,13 +59,16 @@ def meli_client(
 def meli_call_budget(settings: Settings, database: Database | None = None) -> CallBudget:
     """Mercado Libre's budget per application and endpoint, in Redis, the database or memory."""
     per_minute, cool_down = settings.meli_requests_per_minute, settings.meli_cool_down_seconds
+    max_wait = settings.meli_max_wait_seconds
     if settings.redis_url is not None:
         redis, close = redis_budget_storage(settings.redis_url)
-        return CallBudget(per_minute, per_minute, redis, cool_down_seconds=cool_down, close=close)
+        return CallBudget(
+            per_minute, per_minute, redis, cool_down_seconds=cool_down, max_wait_seconds=max_wait, close=close
+        )
     # SQLite is served by one process (the embedded worker): its budget is that process's own. A
     # shared one there would also take the writer lock that a token refresh already holds.
     storage = SqlBudgetStorage(database=database) if database is not None and not database.is_sqlite else None
-    return CallBudget(per_minute, per_minute, storage, cool_down_seconds=cool_down)
+    return CallBudget(per_minute, per_minute, storage, cool_down_seconds=cool_down, max_wait_seconds=max_wait)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 
 from postventa.domain.delivery import FailureKind
 from postventa.meli.client import MeliClient, MeliError
+from postventa.meli.pacing import CallBudget
 from postventa.meli.transport import FilePart
 from tests.meli_transport import ScriptedTransport, no_reply, reply
 
@@ -144,3 +145,35 @@ async def test_an_attachment_goes_as_one_file_part() -> None:
     assert found == "415460047_a96d.pdf"
     assert transport.requests[0].data == FilePart("file", "f.pdf", b"%PDF", "application/pdf")
     assert transport.requests[0].params == {"tag": "post_sale", "site_id": "MLA"}
+
+
+async def test_a_turn_further_than_the_longest_wait_fails_at_once_and_sends_nothing() -> None:
+    transport = ScriptedTransport([reply(429, {"message": "too many requests"}), reply(200, {"id": 5})])
+    budget = CallBudget(cool_down_seconds=10, max_wait_seconds=0.2)
+    meli = MeliClient(BASE, transport=transport, budget=budget)
+    with pytest.raises(MeliError) as limited:
+        await meli.order("token", 5, application="123")
+    started = time.monotonic()
+    with pytest.raises(MeliError) as cooling:
+        await meli.order("token", 5, application="123")
+    assert limited.value.status == 429
+    assert time.monotonic() - started < 0.2
+    assert cooling.value.status is None
+    assert cooling.value.failure.kind is FailureKind.TRANSIENT
+    assert cooling.value.failure.code == "marketplace_budget_wait"
+    assert cooling.value.failure.retry_after_seconds == pytest.approx(10, abs=0.3)
+    assert len(transport.requests) == 1
+    await meli.shipment("token", 9, application="123")  # another endpoint is not cooling down
+    assert len(transport.requests) == 2
+
+
+async def test_a_spent_budget_fails_at_once_with_the_time_to_wait() -> None:
+    transport = ScriptedTransport(default=reply(200, {"id": 5}))
+    meli = MeliClient(BASE, transport=transport, budget=CallBudget(2, 2, max_wait_seconds=1))
+    await meli.order("token", 5, application="123")
+    await meli.order("token", 5, application="123")
+    with pytest.raises(MeliError) as spent:
+        await meli.order("token", 5, application="123")
+    assert spent.value.failure.code == "marketplace_budget_wait"
+    assert 55 < (spent.value.failure.retry_after_seconds or 0) <= 62  # the window and a lease
+    assert len(transport.requests) == 2

@@ -32,7 +32,7 @@ from postventa.meli.models import (
     parse_order,
     parse_shipment,
 )
-from postventa.meli.pacing import DEFAULT_APPLICATION, CallBudget
+from postventa.meli.pacing import DEFAULT_APPLICATION, CallBudget, NoTurnSoon
 from postventa.meli.transport import (
     READ_TIMEOUT_SECONDS,
     AiohttpTransport,
@@ -310,6 +310,8 @@ class MeliClient:
             await self.budget.acquire(application, method, endpoint)
         except StorageError as error:
             raise MeliError(_budget_unavailable(error)) from error
+        except NoTurnSoon as error:
+            raise MeliError(_budget_wait(error.seconds)) from error
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
@@ -337,6 +339,17 @@ class MeliClient:
             await self.budget.cool_down(application, method, endpoint, seconds)
         except StorageError:
             pass  # this process still cools down (kept locally); the 429 itself is what the caller needs
+
+
+def _budget_wait(seconds: float) -> DeliveryFailure:
+    """The application's budget (or a cool-down after a 429) has no turn soon: nothing was sent."""
+    return DeliveryFailure(
+        FailureKind.TRANSIENT,
+        "marketplace_budget_wait",
+        f"Mercado Libre's call budget for this application and endpoint has no turn for {seconds:.1f} s;"
+        " nothing was sent.",
+        seconds,
+    )
 
 
 def _budget_unavailable(error: StorageError) -> DeliveryFailure:

@@ -45,6 +45,14 @@ REDIS_KEY_PREFIX = "postventa-meli"
 _REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
 
 
+class NoTurnSoon(Exception):
+    """The call's turn is further away than the budget may wait: nothing was sent."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the next turn is {seconds:.1f} s away")
+        self.seconds = seconds
+
+
 @dataclass
 class _Block:
     """This process's share of one application's budget for one endpoint."""
@@ -70,8 +78,11 @@ class CallBudget:
         lease_seconds: int = LEASE_SECONDS,
         max_block: int | None = None,
         cool_down_seconds: float = DEFAULT_COOL_DOWN_SECONDS,
+        max_wait_seconds: float | None = None,
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`max_wait_seconds`: a call whose turn is further away raises NoTurnSoon at once rather than
+        holding its caller (a worker's slot, its lease) that long; None waits as long as needed."""
         self.storage = storage if storage is not None else MemoryStorage()
         self.strategy = MovingWindowRateLimiter(self.storage)
         # Counted over the window plus a lease: a call may be made up to a lease after its block.
@@ -80,6 +91,7 @@ class CallBudget:
         self.lease_seconds = lease_seconds
         self.max_block = max_block
         self.cool_down_seconds = cool_down_seconds
+        self.max_wait_seconds = max_wait_seconds
         self._close = close
         self._blocks: dict[tuple[str, str, str], _Block] = {}
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
@@ -91,8 +103,8 @@ class CallBudget:
             await self._close()
 
     async def acquire(self, application: str, method: str, endpoint: str) -> None:
-        """Return once one more call to `method endpoint` fits the application's budget (waiting for
-        the window or a cool-down as long as needed)."""
+        """Return once one more call to `method endpoint` fits the application's budget, waiting for
+        the window or a cool-down (up to `max_wait_seconds`: past it, NoTurnSoon)."""
         key = (application, method, endpoint)
         block = self._blocks.get(key)
         if block is None:
@@ -103,11 +115,17 @@ class CallBudget:
             while True:
                 now = time.monotonic()
                 if now < block.cooling_until:
-                    await asyncio.sleep(block.cooling_until - now)
+                    await self._wait(block.cooling_until - now)
                     continue
                 if _take(block, now):
                     return
                 await self._reserve(key, block)
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep until the next turn, or raise NoTurnSoon when it is further than `max_wait_seconds`."""
+        if self.max_wait_seconds is not None and seconds > self.max_wait_seconds:
+            raise NoTurnSoon(seconds)
+        await asyncio.sleep(seconds)
 
     async def cool_down(self, application: str, method: str, endpoint: str, seconds: float | None) -> None:
         """Mercado Libre answered 429: no process calls `method endpoint` for this application for
@@ -137,7 +155,7 @@ class CallBudget:
             if fits > 0 and await self.strategy.hit(item, *key, cost=fits):
                 granted = fits
             else:
-                await asyncio.sleep(max(MIN_WAIT_SECONDS, stats.reset_time - time.time()))
+                await self._wait(max(MIN_WAIT_SECONDS, stats.reset_time - time.time()))
                 return
         block.left, block.size, block.used = granted, granted, 0
         block.until = started + self.lease_seconds

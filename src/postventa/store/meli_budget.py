@@ -10,6 +10,10 @@ storages), so the budget runs the same moving-window strategy on memory, Redis a
   calls keep this to one transaction per several calls;
 - counters that expire (`incr`, `get`, `get_expiry`): one row per key in `meli_call_counters`,
   counted by one atomic upsert (the cool-down after a 429).
+
+On SQLite its writes take the process's writer lock, so a call made while the same task holds a
+write transaction would wait for itself: there the wiring keeps the budget in memory (one process
+serves a SQLite database); the storage itself works on both databases.
 """
 
 from __future__ import annotations
