@@ -15,6 +15,9 @@ block dropped half-used shrinks it, so a quiet process does not hold calls a bus
 A 429 records a cool-down for that application and endpoint in the same storage (Retry-After, or
 `cool_down_seconds`, 10 by default: Mercado Libre documents no Retry-After). Every process looks for
 one whenever it reserves a block, so another process stops calling that endpoint within one lease.
+
+A call waits for its turn (the window, a cool-down) up to `max_wait_seconds`; a turn further away
+raises `NoTurnSoon` at once, so that a worker's slot and lease are not held through it.
 """
 
 from __future__ import annotations
