@@ -19,11 +19,11 @@ import httpx2
 import pytest
 from bench.common import postgres_reachable
 
-from postventa.wiring import create_app, meli_client
 from postventa.api.server import JsonErrorHttpToolsProtocol
 from postventa.config import Settings
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
+from postventa.wiring import create_app, meli_client
 from tests.factories import PEPPER
 from tests.servers import ThreadedServer, serve_processes
 

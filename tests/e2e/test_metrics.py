@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
-from postventa.wiring import create_app
 from postventa.meli.client import endpoint_template
 from postventa.store.engine import Database
+from postventa.wiring import create_app
 from tests.conftest import make_settings
 from tests.e2e.conftest import World, wait_for
 from tests.factories import PEPPER

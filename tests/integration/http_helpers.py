@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx2
 
-from postventa.wiring import create_app
 from postventa.store.engine import Database
+from postventa.wiring import create_app
 from tests.conftest import make_settings
 from tests.factories import Tenant, buyer_replies, make_order
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from postventa.wiring import create_app
 from postventa.store.engine import Database
+from postventa.wiring import create_app
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin, admin_headers, make_settings
 from tests.factories import PEPPER
 

@@ -33,9 +33,6 @@ from postventa.store.migrate import upgrade
 from postventa.store.sealing import TokenCipher
 from postventa.store.tables import idempotency_keys, metadata
 from postventa.wiring import create_app, meli_client
-
-# What a copy carries: every table but Mercado Libre's call budget of the last minute.
-DATA_TABLES = [table for table in metadata.sorted_tables if not table.info.get("ephemeral")]
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin, admin_headers, make_settings
 from tests.integration.http_helpers import PDF
 

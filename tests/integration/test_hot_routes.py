@@ -7,8 +7,8 @@ import re
 
 import httpx2
 
-from postventa.wiring import create_app
 from postventa.api.routes import messages
+from postventa.wiring import create_app
 from tests.conftest import make_settings
 
 

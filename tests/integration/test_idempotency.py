@@ -18,13 +18,13 @@ import httpx2
 import pytest
 from structlog.testing import capture_logs
 
-from postventa.wiring import create_app
 from postventa.api.routes import messages as messages_route
 from postventa.domain.errors import PostventaError
 from postventa.domain.parameters import Parameters
 from postventa.services import idempotency
 from postventa.store import idempotency as idempotency_store
 from postventa.store.engine import Database
+from postventa.wiring import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.factories import Tenant, buyer_replies, make_order, make_tenant
 from tests.integration.http_helpers import (

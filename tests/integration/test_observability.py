@@ -23,12 +23,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Connection
 
-from postventa.wiring import create_app
 from postventa.domain.sites import Site
 from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.links import MarketplaceLink, save_link
 from postventa.store.migrate import alembic_config, current_revision, head_revision
+from postventa.wiring import create_app
 from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, _postgres_admin, make_settings
 from tests.factories import make_order, make_tenant, now
 from tests.integration.http_helpers import custom_client, messages_url, send

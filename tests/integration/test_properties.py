@@ -26,7 +26,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from postventa.wiring import create_app
 from postventa.config import Settings
 from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction
@@ -38,6 +37,7 @@ from postventa.domain.text import normalize_free_text
 from postventa.store import messages as message_store
 from postventa.store.engine import Database
 from postventa.store.orders import get_order
+from postventa.wiring import create_app
 from tests.factories import Tenant, make_order, make_tenant
 from tests.integration.http_helpers import PDF, assert_accepted, assert_refused, messages_url
 

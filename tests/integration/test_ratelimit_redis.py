@@ -21,10 +21,10 @@ import httpx2
 import pytest
 import redis
 
-from postventa.wiring import create_app
 from postventa.services import reading
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
+from postventa.wiring import create_app
 from tests.conftest import ADMIN_TOKEN, admin_headers, fresh_database_url, make_settings
 from tests.factories import PEPPER, make_order, make_tenant
 from tests.integration.http_helpers import (

@@ -36,12 +36,12 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from postventa.wiring import create_app
 from postventa.emulator.app import create_emulator_app
 from postventa.meli.client import MeliClient
 from postventa.services import admin
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
+from postventa.wiring import create_app
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.factories import Tenant, buyer_replies, make_order, make_tenant, now, window
 from tests.integration.http_helpers import PDF, assert_accepted, messages_url

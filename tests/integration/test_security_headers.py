@@ -13,13 +13,13 @@ import pytest
 from fastapi import Request
 from starlette.responses import PlainTextResponse
 
-from postventa.wiring import create_app
 from postventa.api.edge import EdgeMiddleware
 from postventa.api.security import (
     API_CONTENT_SECURITY_POLICY,
     DOCS_CONTENT_SECURITY_POLICY,
     SecurityHeaders,
 )
+from postventa.wiring import create_app
 from tests.conftest import admin_headers, make_settings
 from tests.factories import buyer_replies, make_order, make_tenant
 from tests.integration.test_robustness import raw_exchange

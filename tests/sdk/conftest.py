@@ -11,9 +11,9 @@ import httpx2
 import pytest
 from postventa_sdk import AsyncClient, Client, RetryPolicy
 
-from postventa.wiring import create_app
 from postventa.config import Settings
 from postventa.store.engine import Database
+from postventa.wiring import create_app
 from tests.conftest import LiveServer
 from tests.factories import Tenant, make_tenant
 

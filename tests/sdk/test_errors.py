@@ -24,8 +24,8 @@ from postventa_sdk import (
 )
 from structlog.testing import capture_logs
 
-from postventa.wiring import create_app
 from postventa.store.engine import Database
+from postventa.wiring import create_app
 from tests.conftest import make_settings
 from tests.factories import Tenant, make_order, make_tenant
 from tests.sdk.conftest import ASGI_URL, asgi_client, call
