@@ -11,7 +11,7 @@ import enum
 import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from postventa.domain.delivery import (
     DEFAULT_RETRY_POLICY,
@@ -193,26 +193,16 @@ def after_failure(
 ) -> Outcome:
     """Retry (with backoff, reconciling first if the outcome is unknown), reroute, wait, or give up."""
     if failure.kind is FailureKind.REROUTE:
-        return Outcome(
-            status=MessageStatus.QUEUED,
-            attempt_outcome=AttemptResult.RETRY,
-            route=route,
-            error_code=failure.code,
-            error_message=failure.message,
-            next_attempt_at=now,
-            next_route=Route.MESSAGES,
-        )
+        return _queued_again(failure, route, now, next_route=Route.MESSAGES)
     if failure.kind in (FailureKind.WAIT, FailureKind.RELINK):
         # A needs_relink account's messages are not claimed until it is linked again: the wait is
         # only how soon a claim may look again once it is.
         seconds = max(policy.wait_seconds, failure.retry_after_seconds or 0.0)
-        return Outcome(
-            status=MessageStatus.QUEUED,
+        return _queued_again(
+            failure,
+            route,
+            now + dt.timedelta(seconds=seconds),
             attempt_outcome=AttemptResult.WAIT,
-            route=route,
-            error_code=failure.code,
-            error_message=failure.message,
-            next_attempt_at=now + dt.timedelta(seconds=seconds),
             counts_attempt=False,
         )
     delay = retry_delay_seconds(attempts, failure, jitter(), policy)
@@ -227,14 +217,31 @@ def after_failure(
             if permanent
             else f"Gave up after {attempts} attempts: {failure.message}",
         )
+    return _queued_again(
+        failure,
+        route,
+        now + dt.timedelta(seconds=delay),
+        needs_reconcile=failure.kind is FailureKind.UNKNOWN,
+    )
+
+
+def _queued_again(
+    failure: DeliveryFailure,
+    route: str,
+    at: dt.datetime,
+    *,
+    attempt_outcome: str = AttemptResult.RETRY,
+    **details: Any,
+) -> Outcome:
+    """Back in the queue until `at`, with the failure as the message's last error."""
     return Outcome(
         status=MessageStatus.QUEUED,
-        attempt_outcome=AttemptResult.RETRY,
+        attempt_outcome=attempt_outcome,
         route=route,
         error_code=failure.code,
         error_message=failure.message,
-        next_attempt_at=now + dt.timedelta(seconds=delay),
-        needs_reconcile=failure.kind is FailureKind.UNKNOWN,
+        next_attempt_at=at,
+        **details,
     )
 
 
