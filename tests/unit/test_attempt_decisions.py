@@ -229,3 +229,14 @@ def test_a_retry_that_could_not_reconcile_still_needs_to():
 )
 def test_moderation_verdict_reads_any_case(status, moderation, verdict):
     assert moderation_verdict(status, moderation) == verdict
+
+
+@pytest.mark.parametrize("code", ["marketplace_budget_wait", "marketplace_budget_unavailable"])
+def test_a_call_our_own_pacing_held_back_is_no_attempt(code):
+    failure = DeliveryFailure(FailureKind.TRANSIENT, code, "not now", retry_after_seconds=7)
+
+    outcome = after_failure(failure, MAX_ATTEMPTS, "messages", NOW)
+
+    assert (outcome.status, outcome.attempt_outcome) == (MessageStatus.QUEUED, AttemptResult.WAIT)
+    assert not outcome.counts_attempt
+    assert outcome.next_attempt_at == NOW + dt.timedelta(seconds=7)

@@ -26,6 +26,9 @@ from postventa.domain.delivery import (
 # Mercado Libre's clock and ours may differ: a reconciliation looks this far before the first attempt.
 CLOCK_SKEW = dt.timedelta(minutes=5)
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+# Calls our own pacing held back (meli/pacing.py): the call budget's turn too far away, or its
+# storage out of reach. Nothing was sent, so they are no attempt.
+OWN_PACING = frozenset({"marketplace_budget_wait", "marketplace_budget_unavailable"})
 _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
@@ -194,6 +197,16 @@ def after_failure(
     """Retry (with backoff, reconciling first if the outcome is unknown), reroute, wait, or give up."""
     if failure.kind is FailureKind.REROUTE:
         return _queued_again(failure, route, now, next_route=Route.MESSAGES)
+    if failure.code in OWN_PACING:
+        # Held back by our own share of Mercado Libre's budget: nothing left, and no attempt made.
+        seconds = failure.retry_after_seconds or policy.base_seconds
+        return _queued_again(
+            failure,
+            route,
+            now + dt.timedelta(seconds=seconds),
+            attempt_outcome=AttemptResult.WAIT,
+            counts_attempt=False,
+        )
     if failure.kind in (FailureKind.WAIT, FailureKind.RELINK):
         # A needs_relink account's messages are not claimed until it is linked again: the wait is
         # only how soon a claim may look again once it is.
