@@ -26,6 +26,7 @@ from postventa.services import inbound as inbound_service
 from postventa.services.inbound import Recorded
 from postventa.services.marketplace import Session, session_for, sync_order
 from postventa.store import inbound as inbound_store
+from postventa.store import observed as observed_store
 from postventa.store.engine import Database
 from postventa.store.inbound import Notification
 from postventa.store.links import account_of_seller
@@ -134,11 +135,11 @@ class InboundProcessor:
         budget = max(1, int(self.poll_interval_seconds * POLL_READS_PER_SECOND))
         now = self.clock()
         async with self.database.transaction() as connection:
-            pending = await inbound_store.pending_moderation_messages(connection, limit=max(1, budget // 2))
-            recent = await inbound_store.conversations_with_recent_seller_messages(
+            pending = await observed_store.pending_moderation_messages(connection, limit=max(1, budget // 2))
+            recent = await observed_store.conversations_with_recent_seller_messages(
                 connection, sent_since=now - LATE_MODERATION_WINDOW, limit=budget
             )
-            awaiting = await inbound_store.conversations_awaiting_reply(
+            awaiting = await observed_store.conversations_awaiting_reply(
                 connection, sent_since=now - POLL_WINDOW, limit=budget
             )
         conversations = list(dict.fromkeys(recent + awaiting))[: max(0, budget - len(pending))]
@@ -181,13 +182,13 @@ class InboundProcessor:
         status = read.status
         agent_thread = status is not None and status.is_agent
         async with self.database.transaction(write=True) as connection:
-            ref = await inbound_store.conversation_ref(connection, session.link.account_id, resource)
+            ref = await observed_store.conversation_ref(connection, session.link.account_id, resource)
             if ref is not None and status is not None:
                 agent = None
                 if agent_thread:
                     senders = [message.from_user_id for message in read.messages]
                     agent = thread_agent(senders, seller_id=session.link.seller_id, site_id=ref.site_id)
-                await inbound_store.save_conversation_status(
+                await observed_store.save_conversation_status(
                     connection,
                     ref.conversation_id,
                     status=status.status,
@@ -203,7 +204,7 @@ class InboundProcessor:
         """Record each message that is new or whose moderation or read time changed, oldest first."""
         account_id, seller_id = session.link.account_id, session.link.seller_id
         async with self.database.transaction() as connection:
-            known = await inbound_store.known_messages(
+            known = await observed_store.known_messages(
                 connection, account_id, [message.id for message in messages if message.id]
             )
         changed = 0
@@ -282,7 +283,7 @@ class InboundProcessor:
         return recorded.reason
 
 
-def _needs_recording(known: inbound_store.KnownMessage | None, message: MeliMessage) -> bool:
+def _needs_recording(known: observed_store.KnownMessage | None, message: MeliMessage) -> bool:
     """Whether a message read from Mercado Libre changes anything recorded (saves a write per
     message already recorded as it is)."""
     if known is None:

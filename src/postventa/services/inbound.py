@@ -24,6 +24,7 @@ from postventa.domain.inbound import (
 from postventa.meli.models import MeliMessage, parse_time
 from postventa.services.messaging import record_buyer_reply
 from postventa.store import inbound as inbound_store
+from postventa.store import observed as observed_store
 from postventa.store.links import account_of_seller
 
 TOPICS = ("messages", "orders_v2")
@@ -160,12 +161,12 @@ async def observe_message(
     message of the conversation is in flight: it may be that one)."""
     if not message.id or seller_id not in (message.from_user_id, message.to_user_id):
         return Recorded.DONE  # not a message of this seller's conversations: never recorded in its account
-    known = await inbound_store.known_message(connection, account_id, message.id)
+    known = await observed_store.known_message(connection, account_id, message.id)
     if known is not None:
         await _update_known(connection, known, message, now)
         return Recorded.DONE
     ref = (
-        await inbound_store.conversation_ref(connection, account_id, message.pack_id)
+        await observed_store.conversation_ref(connection, account_id, message.pack_id)
         if message.pack_id is not None
         else None
     )
@@ -186,11 +187,11 @@ async def observe_message(
         now=now,
         marketplace_message_id=message.id,
     )
-    await inbound_store.set_origin(connection, message_id, source=Source.MARKETPLACE, author=author.value)
+    await observed_store.set_origin(connection, message_id, source=Source.MARKETPLACE, author=author.value)
     if message.read_at is not None:
-        await inbound_store.record_read(connection, message_id, message.read_at)
+        await observed_store.record_read(connection, message_id, message.read_at)
     if author is Author.AGENT and message.from_user_id is not None:
-        await inbound_store.save_agent(connection, ref.conversation_id, message.from_user_id)
+        await observed_store.save_agent(connection, ref.conversation_id, message.from_user_id)
     return Recorded.DONE
 
 
@@ -204,24 +205,24 @@ def moderation_of(message: MeliMessage) -> Moderation:
 
 
 async def _update_known(
-    connection: AsyncConnection, known: inbound_store.KnownMessage, message: MeliMessage, now: dt.datetime
+    connection: AsyncConnection, known: observed_store.KnownMessage, message: MeliMessage, now: dt.datetime
 ) -> None:
     if known.direction == "outbound":
         change = moderation_change(known.status, moderation_of(message))
         if change is not None:
-            await inbound_store.change_status(connection, known.id, known.status, change, now)
+            await observed_store.change_status(connection, known.id, known.status, change, now)
     if message.read_at is not None and known.read_at is None:
-        await inbound_store.record_read(connection, known.id, message.read_at)
+        await observed_store.record_read(connection, known.id, message.read_at)
 
 
 async def _record_foreign_seller_message(
     connection: AsyncConnection,
     account_id: int,
-    ref: inbound_store.ConversationRef,
+    ref: observed_store.ConversationRef,
     message: MeliMessage,
     now: dt.datetime,
 ) -> Recorded:
-    in_flight = await inbound_store.in_flight_statuses(connection, ref.conversation_id)
+    in_flight = await observed_store.in_flight_statuses(connection, ref.conversation_id)
     if not may_record_foreign_seller_message(in_flight_statuses=in_flight):
         return Recorded.IN_FLIGHT
     moderation = moderation_of(message)
@@ -231,7 +232,7 @@ async def _record_foreign_seller_message(
         status = MessageStatus.PENDING_MODERATION
     else:
         status = MessageStatus.SENT
-    observed = inbound_store.ObservedSellerMessage(
+    observed = observed_store.ObservedSellerMessage(
         account_id=account_id,
         ref=ref,
         marketplace_message_id=message.id,
@@ -241,5 +242,5 @@ async def _record_foreign_seller_message(
         sent_at=message.created_at or now,
         read_at=message.read_at,
     )
-    await inbound_store.append_observed_seller_message(connection, observed, now)
+    await observed_store.append_observed_seller_message(connection, observed, now)
     return Recorded.DONE
