@@ -108,7 +108,7 @@ async def test_every_python_block_of_the_docs_runs_in_order(tmp_path, monkeypatc
         "2000001 MLA",
         "409 awaiting_buyer_reply",
         "order_not_found Order 999999 was not found in account 1.",
-        "Conversation(order_id=1, pack_id=None, messages=[])",
+        "Conversation(order_id=1, pack_id=None, messages=[], status=ConversationStatus(status='unknown'",
     ):
         assert shown in printed, shown
     assert (tmp_path / "descargada-factura.pdf").read_bytes() == (tmp_path / "factura.pdf").read_bytes()

@@ -48,6 +48,8 @@ async def test_send_then_read_the_conversation_the_message_and_the_options(clien
         "Hola, ¿te llegó bien?",
     )
     assert client.message(order_id, sent.id) == message
+    assert (message.source, message.author, message.read_at) == ("postventa", "seller", None)
+    assert conversation.status.status == "unknown"  # Mercado Libre was never asked about it
     by_reason = {option.reason: option for option in options}
     assert (by_reason[Reason.OTHER].available, by_reason[Reason.OTHER].code) == (
         False,

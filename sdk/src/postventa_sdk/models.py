@@ -81,7 +81,8 @@ class Message:
     reason: Reason | None
     text: str | None
     attachment: AttachmentInfo | None
-    status: str  # queued, sending, sent, moderated, failed (outbound); received (inbound)
+    # queued, sending, pending_moderation, sent, moderated, failed (outbound); received (inbound)
+    status: str
     date_created: dt.datetime | None
     date_status: dt.datetime | None
     date_sent: dt.datetime | None
@@ -91,6 +92,9 @@ class Message:
     moderation_reason: str | None
     error_code: str | None
     error_message: str | None
+    source: str = "postventa"  # "marketplace": written outside postventa (seller center, another tool)
+    author: str | None = None  # "seller", "buyer", or "agent" (Mercado Libre's assistant for the buyer)
+    read_at: dt.datetime | None = None  # when its recipient read it on Mercado Libre
 
     @classmethod
     def from_json(cls, data: Json) -> Message:
@@ -112,6 +116,27 @@ class Message:
             moderation_reason=data.get("ModerationReason"),
             error_code=data.get("ErrorCode"),
             error_message=data.get("ErrorMessage"),
+            source=data.get("Source") or "postventa",
+            author=data.get("Author"),
+            read_at=parse_time(data.get("ReadAt")),
+        )
+
+
+@dataclass(frozen=True)
+class ConversationStatus:
+    """Mercado Libre's status of a conversation: `active`, `blocked` (with its substatus), `unknown`."""
+
+    status: str
+    substatus: str | None = None
+    checked_at: dt.datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> ConversationStatus:
+        """The `ConversationStatus` of a conversation read (unknown when absent)."""
+        if not isinstance(data, Mapping):
+            return cls("unknown")
+        return cls(
+            str(data.get("Status") or "unknown"), data.get("Substatus"), parse_time(data.get("CheckedAt"))
         )
 
 
@@ -122,6 +147,7 @@ class Conversation:
     order_id: int
     pack_id: int | None
     messages: list[Message]
+    status: ConversationStatus = ConversationStatus("unknown")
 
     @classmethod
     def from_json(cls, data: Json) -> Conversation:
@@ -130,6 +156,7 @@ class Conversation:
             order_id=int(data["OrderId"]),
             pack_id=data.get("PackId"),
             messages=[Message.from_json(item) for item in data["Results"]],
+            status=ConversationStatus.from_json(data.get("ConversationStatus")),
         )
 
 
