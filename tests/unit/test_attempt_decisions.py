@@ -12,6 +12,7 @@ from postventa.domain.attempts import (
     AttemptResult,
     Route,
     after_failure,
+    after_unknown_attempt,
     block_failure,
     delivered,
     moderation_verdict,
@@ -240,3 +241,14 @@ def test_a_call_our_own_pacing_held_back_is_no_attempt(code):
     assert (outcome.status, outcome.attempt_outcome) == (MessageStatus.QUEUED, AttemptResult.WAIT)
     assert not outcome.counts_attempt
     assert outcome.next_attempt_at == NOW + dt.timedelta(seconds=7)
+
+
+def test_a_cap_refusal_after_an_unknown_attempt_is_reconciled_again_not_failed():
+    refused = classify_response(403, "You are not allowed to execute the option OTHER again")
+
+    again = after_unknown_attempt(refused, reconciling=True)
+    outcome = after_failure(again, 2, "action_guide", NOW, jitter=lambda: 0.0)
+
+    assert (again.kind, again.code) == (FailureKind.UNKNOWN, "reconcile_after_cap")
+    assert (outcome.status, outcome.needs_reconcile) == (MessageStatus.QUEUED, True)
+    assert after_unknown_attempt(refused, reconciling=False) is refused

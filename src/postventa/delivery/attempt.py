@@ -94,7 +94,7 @@ async def deliver_one(
             FailureKind.UNKNOWN, "attempt_time_limit", f"The attempt took over {time_limit_seconds} s."
         )
     except MeliError as error:
-        failure = error.failure
+        failure = decide.after_unknown_attempt(error.failure, reconciling=claimed.needs_reconcile)
         if failure.code == GENERIC_BLOCK and "blocked_by_" not in failure.message:
             failure = await _block_named(delivery, channel, failure)
     outcome = decide.after_failure(failure, claimed.attempts, route, clock(), policy=policy)

@@ -141,6 +141,20 @@ def recipient(buyer_id: int, agent_user_id: int | None) -> int:
     return agent_user_id if agent_user_id is not None else buyer_id
 
 
+def after_unknown_attempt(failure: DeliveryFailure, *, reconciling: bool) -> DeliveryFailure:
+    """A cap refusal met by a message whose earlier attempt may have reached Mercado Libre is most
+    likely that attempt's doing (it used the option's cap) still being applied when the conversation
+    was read: reconcile again rather than fail a delivered message. A cap used up by someone else
+    ends as the retries run out."""
+    if reconciling and failure.code == "reason_cap_exhausted":
+        return DeliveryFailure(
+            FailureKind.UNKNOWN,
+            "reconcile_after_cap",
+            f"An earlier attempt may have used the cap: {failure.message}",
+        )
+    return failure
+
+
 def block_failure(substatus: str | None) -> DeliveryFailure:
     """What a conversation block means for the message, by Mercado Libre's substatus (research §2.5):
     the same table as the answers that name it."""
