@@ -43,6 +43,8 @@ def postventa(database_url: str, database: Database, emulator: EmulatorServer) -
         retry_base_seconds=0.2,
         retry_max_seconds=10.0,
         retry_wait_seconds=1.0,
+        # A 429 without Retry-After cools the endpoint down; 10 s by default, scaled like the retries.
+        meli_cool_down_seconds=1.0,
         # Each test seller is its own Mercado Libre application with its own budget in the emulator;
         # one process-wide budget of 500 would make long runs wait on the pacer, not on the faults.
         meli_requests_per_minute=100_000,
