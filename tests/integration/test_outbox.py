@@ -408,11 +408,11 @@ async def test_a_message_that_waited_long_for_a_slot_has_its_lease_renewed_befor
     now_loop = asyncio.get_running_loop().time()
     _, claimed_lease = await lease_of(database, kept_id)
 
-    assert await worker._lease_renewed_if_waited(claimed[kept_id][0], now_loop)  # waited no time
+    assert await worker._lease_from(claimed[kept_id][0], now_loop) == now_loop  # waited no time
     assert await lease_of(database, kept_id) == (worker.worker_id, claimed_lease)  # not renewed
 
     waited = now_loop - worker_module.CLAIMED_AHEAD_RENEWAL_SECONDS
-    assert await worker._lease_renewed_if_waited(claimed[kept_id][0], waited)
+    assert await worker._lease_from(claimed[kept_id][0], waited) >= now_loop  # a new lease from now
     owner, renewed_lease = await lease_of(database, kept_id)
     assert owner == worker.worker_id
     assert renewed_lease > claimed_lease + dt.timedelta(seconds=200)

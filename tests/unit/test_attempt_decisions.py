@@ -20,7 +20,7 @@ from postventa.domain.attempts import (
     pick_delivered,
     recipient,
     route_for,
-    unreconciled,
+    still_unreconciled,
 )
 from postventa.domain.delivery import (
     MAX_ATTEMPTS,
@@ -208,12 +208,13 @@ def test_a_found_message_is_recorded_as_found():
     assert (outcome.status, outcome.attempt_outcome) == (MessageStatus.SENT, AttemptResult.FOUND)
 
 
-def test_a_retry_that_could_not_reconcile_still_needs_to():
+def test_a_message_to_reconcile_stays_so_until_it_settles():
     retry = after_failure(DeliveryFailure(FailureKind.TRANSIENT, "x", "y"), 1, "messages", NOW)
+    failed = after_failure(DeliveryFailure(FailureKind.PERMANENT, "x", "y"), 1, "messages", NOW)
 
-    assert unreconciled(retry, needed=True, done=False).needs_reconcile
-    assert not unreconciled(retry, needed=True, done=True).needs_reconcile
-    assert not unreconciled(retry, needed=False, done=False).needs_reconcile
+    assert still_unreconciled(retry, needed=True).needs_reconcile
+    assert not still_unreconciled(retry, needed=False).needs_reconcile
+    assert still_unreconciled(failed, needed=True) == failed
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,7 @@ async def deliver_one(
         if failure.code == GENERIC_BLOCK and "blocked_by_" not in failure.message:
             failure = await _block_named(delivery, channel, failure)
     outcome = decide.after_failure(failure, claimed.attempts, route, clock(), policy=policy)
-    return decide.unreconciled(outcome, needed=claimed.needs_reconcile, done=progress.reconciled)
+    return decide.still_unreconciled(outcome, needed=claimed.needs_reconcile)
 
 
 async def _attempt(delivery: Delivery, channel: SellerChannel, route: Route, progress: _Progress) -> Outcome:

@@ -40,6 +40,8 @@ HEARTBEAT_SECONDS = 10.0
 # The share of a lease an attempt may take: the rest covers recording its outcome before another
 # worker may claim the message (a lease that ran out mid-attempt would let two attempts run at once).
 ATTEMPT_SHARE_OF_LEASE = 0.8
+# A message claimed ahead that waited this share of its lease for a slot has it renewed first.
+RENEWAL_SHARE_OF_LEASE = 0.2
 # How often a claim also looks for messages whose lease expired (a worker died mid-attempt). Leases
 # last LEASE_SECONDS; looking on every claim was one more statement per claim that found nothing.
 EXPIRED_LEASE_CHECK_SECONDS = 1.0
@@ -199,14 +201,18 @@ class DeliveryWorker:
     ) -> None:
         """One attempt of one message, recorded whatever happens (`claimed_at`: when it was claimed,
         on the loop's clock, if it waited for a slot since)."""
-        if claimed_at is not None and not await self._lease_renewed_if_waited(claimed, claimed_at):
+        loop = asyncio.get_running_loop()
+        lease_from = loop.time() if claimed_at is None else await self._lease_from(claimed, claimed_at)
+        if lease_from is None:
             return
         started = self.clock()
         try:
             delivery = await self._prepare(claimed, job)
             channel = SellerChannel(self.meli, functools.partial(self._session, delivery.job.account_id))
+            # What is left of the attempt's share of the lease once the message waited for its slot.
+            time_limit = self._attempt_time_limit - (loop.time() - lease_from)
             outcome = await deliver_one(
-                delivery, channel, self.clock, self.retry_policy, time_limit_seconds=self._attempt_time_limit
+                delivery, channel, self.clock, self.retry_policy, time_limit_seconds=time_limit
             )
         except Exception as error:  # a bug must not lose the message: retry it, reconciling first
             log.exception("delivery_crashed", message_id=claimed.id, worker=self.worker_id)
@@ -230,22 +236,25 @@ class DeliveryWorker:
             claimed.id, claimed.attempts, outcome.route, recorded_outcome, outcome.error_code
         )
 
-    async def _lease_renewed_if_waited(self, claimed: ClaimedMessage, claimed_at: float) -> bool:
-        """False if the message waited CLAIMED_AHEAD_RENEWAL_SECONDS for its slot and its lease could
-        not be renewed: no longer this worker's, or the database unreachable. Not attempted then, it
-        stays with whoever holds it, or until its lease runs out."""
-        if asyncio.get_running_loop().time() - claimed_at < CLAIMED_AHEAD_RENEWAL_SECONDS:
-            return True
+    async def _lease_from(self, claimed: ClaimedMessage, claimed_at: float) -> float | None:
+        """When the message's lease began (on the loop's clock): its claim, or now once renewed, if it
+        waited for a slot for long enough that too little of the lease was left for an attempt. None
+        if the lease could not be renewed: no longer this worker's, or the database unreachable; not
+        attempted then, it stays with whoever holds it, or until its lease runs out."""
+        now = asyncio.get_running_loop().time()
+        if now - claimed_at < min(CLAIMED_AHEAD_RENEWAL_SECONDS, self.lease_seconds * RENEWAL_SHARE_OF_LEASE):
+            return claimed_at
         until = self.clock() + dt.timedelta(seconds=self.lease_seconds)
         try:
             async with outbox.queue_statements(self.database) as connection:
                 renewed = await outbox.renew_lease(connection, claimed.id, self.worker_id, until)
         except Exception:
             log.exception("lease_not_renewed", message_id=claimed.id, worker=self.worker_id)
-            return False
+            return None
         if not renewed:
             log.warning("lease_lost_before_attempt", message_id=claimed.id, worker=self.worker_id)
-        return renewed
+            return None
+        return now
 
     async def _prepare(self, claimed: ClaimedMessage, job: DeliveryJob | None) -> Delivery:
         """The job (read with the claim, or now), its file, and the ids a reconciliation must skip."""

@@ -272,9 +272,10 @@ def _queued_again(
     )
 
 
-def unreconciled(outcome: Outcome, *, needed: bool, done: bool) -> Outcome:
-    """A retry of a message that needed a reconciliation the attempt could not do (the conversation
-    could not be read) still needs it: an earlier attempt may have reached Mercado Libre."""
-    if outcome.status == MessageStatus.QUEUED and needed and not done and not outcome.needs_reconcile:
+def still_unreconciled(outcome: Outcome, *, needed: bool) -> Outcome:
+    """A message whose earlier attempt may have reached Mercado Libre stays to be reconciled until it
+    settles: a send that attempt made can still be applied after this attempt read the conversation
+    (a request cut short at our end goes on at Mercado Libre's), so every retry reads it again."""
+    if outcome.status == MessageStatus.QUEUED and needed and not outcome.needs_reconcile:
         return replace(outcome, needs_reconcile=True)
     return outcome
