@@ -65,9 +65,7 @@ def meli_call_budget(settings: Settings, database: Database | None = None) -> Ca
         return CallBudget(
             per_minute, per_minute, redis, cool_down_seconds=cool_down, max_wait_seconds=max_wait, close=close
         )
-    # SQLite is served by one process (the embedded worker): its budget is that process's own. A
-    # shared one there would also take the writer lock that a token refresh already holds.
-    storage = SqlBudgetStorage(database=database) if database is not None and not database.is_sqlite else None
+    storage = SqlBudgetStorage(database=database) if database is not None else None
     return CallBudget(per_minute, per_minute, storage, cool_down_seconds=cool_down, max_wait_seconds=max_wait)
 
 

@@ -177,3 +177,15 @@ async def test_a_spent_budget_fails_at_once_with_the_time_to_wait() -> None:
     assert spent.value.failure.code == "marketplace_budget_wait"
     assert 55 < (spent.value.failure.retry_after_seconds or 0) <= 62  # the window and a lease
     assert len(transport.requests) == 2
+
+
+async def test_a_token_refresh_is_not_held_back_by_a_spent_budget() -> None:
+    grant = {"access_token": "a2", "refresh_token": "r2", "expires_in": 21600, "user_id": 1}
+    transport = ScriptedTransport(default=reply(200, grant))
+    meli = MeliClient(BASE, transport=transport, budget=CallBudget(1, 1, max_wait_seconds=0.1))
+    await meli.refresh("app", "secret", "r1")  # would spend the whole budget if it counted
+
+    refreshed = await meli.refresh("app", "secret", "r1")
+
+    assert refreshed.refresh_token == "r2"
+    assert len(transport.requests) == 2

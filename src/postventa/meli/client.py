@@ -101,15 +101,17 @@ class MeliClient:
             await self.budget.aclose()
 
     async def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenGrant:
-        """Exchange a refresh token for an access token and the next refresh token (counted against
-        `client_id`'s budget)."""
+        """Exchange a refresh token for an access token and the next refresh token. Not paced: the
+        token endpoint is authorization, not one of the messaging resources whose limits Mercado Libre
+        publishes, and a refresh is made holding the link's lock (refresh tokens rotate), where no
+        turn of a budget may be waited for, nor, on SQLite, the budget's own write."""
         form = {
             "grant_type": "refresh_token",
             "client_id": client_id,
             "client_secret": client_secret,
             "refresh_token": refresh_token,
         }
-        data = await self._call("POST", "/oauth/token", application=client_id, data=form)
+        data = await self._call("POST", "/oauth/token", application=client_id, data=form, paced=False)
         return TokenGrant(
             access_token=str(data["access_token"]),
             refresh_token=str(data.get("refresh_token") or refresh_token),
@@ -301,13 +303,15 @@ class MeliClient:
         headers: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
         data: Body = None,
+        paced: bool = True,
     ) -> dict[str, Any]:
-        """One call, in its turn of the application's budget; the answer's JSON object (a bare array
-        as `{"items": [...]}`), or MeliError."""
+        """One call, in its turn of the application's budget (unless not `paced`); the answer's JSON
+        object (a bare array as `{"items": [...]}`), or MeliError."""
         application = application or DEFAULT_APPLICATION
         endpoint = endpoint_template(path)
         try:
-            await self.budget.acquire(application, method, endpoint)
+            if paced:
+                await self.budget.acquire(application, method, endpoint)
         except StorageError as error:
             raise MeliError(_budget_unavailable(error)) from error
         except NoTurnSoon as error:
