@@ -12,6 +12,7 @@ import pytest
 
 from postventa.emulator.app import create_emulator_app
 from postventa.store.engine import Database
+from postventa.store.links import get_link
 from tests.conftest import LiveServer, admin_headers, make_settings
 from tests.servers import ThreadedServer
 
@@ -98,6 +99,26 @@ class World:
         )
         assert response.status_code == 200, response.text
         return Seller(credentials["SellerId"], site_id, account["Id"], key["ApiKey"])
+
+    async def relink(self, seller: Seller, database: Database) -> None:
+        """The seller authorises the application again and the operator links the account with the
+        new refresh token (the application's id and secret as stored)."""
+        granted = await self.meli.post(f"/_emulator/sellers/{seller.seller_id}/grant")
+        assert granted.status_code == 200, granted.text
+        async with database.transaction() as connection:
+            stored = await get_link(connection, seller.account_id, database.token_cipher)
+        assert stored is not None
+        relink = {
+            "SellerId": seller.seller_id,
+            "SiteId": seller.site_id,
+            "ClientId": stored.client_id,
+            "ClientSecret": stored.client_secret,
+            "RefreshToken": granted.json()["RefreshToken"],
+        }
+        linked = await self.api.put(
+            f"/admin/accounts/{seller.account_id}/mercadolibre", json=relink, headers=admin_headers()
+        )
+        assert linked.status_code == 200, linked.text
 
     async def configure(self, **config: Any) -> None:
         response = await self.meli.put("/_emulator/config", json=config)

@@ -22,7 +22,6 @@ from typing import Any
 
 from postventa.emulator.config import REQUESTS_PER_MINUTE
 from postventa.store.engine import Database
-from postventa.store.links import get_link
 from tests.conftest import admin_headers
 from tests.e2e.conftest import Seller, World, wait_for
 
@@ -381,22 +380,7 @@ async def _revoked_grant(run: _Run, database: Database, *, timeout: float) -> Fa
     result.changed_while_waiting = sum(1 for order_id in waiting if after[order_id]["Status"] != "queued")
     result.changed_while_waiting += sum(1 for message in after.values() if message["Status"] == "failed")
 
-    granted = await world.meli.post(f"/_emulator/sellers/{seller.seller_id}/grant")
-    assert granted.status_code == 200, granted.text
-    async with database.transaction() as connection:
-        stored = await get_link(connection, seller.account_id, database.token_cipher)
-    assert stored is not None
-    relink = {
-        "SellerId": seller.seller_id,
-        "SiteId": seller.site_id,
-        "ClientId": stored.client_id,
-        "ClientSecret": stored.client_secret,
-        "RefreshToken": granted.json()["RefreshToken"],
-    }
-    linked = await world.api.put(
-        f"/admin/accounts/{seller.account_id}/mercadolibre", json=relink, headers=admin_headers()
-    )
-    assert linked.status_code == 200, linked.text
+    await world.relink(seller, database)
     await run.settle(timeout)
     return await run.tally()
 

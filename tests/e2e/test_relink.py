@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from postventa.store.links import get_link
 from tests.conftest import admin_headers
 from tests.e2e.conftest import Seller, World, wait_for
 
@@ -70,22 +69,7 @@ async def test_a_revoked_seller_waits_queued_until_linked_again_then_the_message
     ready = await world.api.get("/readyz")
     assert ready.status_code == 200, ready.text
 
-    granted = await world.meli.post(f"/_emulator/sellers/{seller.seller_id}/grant")
-    assert granted.status_code == 200, granted.text
-    async with database.transaction() as connection:
-        stored = await get_link(connection, seller.account_id, database.token_cipher)
-    assert stored is not None
-    relink = {
-        "SellerId": seller.seller_id,
-        "SiteId": seller.site_id,
-        "ClientId": stored.client_id,
-        "ClientSecret": stored.client_secret,
-        "RefreshToken": granted.json()["RefreshToken"],
-    }
-    linked = await world.api.put(
-        f"/admin/accounts/{seller.account_id}/mercadolibre", json=relink, headers=ADMIN
-    )
-    assert linked.status_code == 200, linked.text
+    await world.relink(seller, database)
 
     async def is_sent() -> bool:
         return await message_status(world, seller, order_id, message_id) == "sent"
