@@ -32,24 +32,20 @@ async def save_notification(
     connection: AsyncConnection, topic: str, resource: str, user_id: int, now: dt.datetime
 ) -> None:
     """Keep a notification; the same one again is processed again (its resource may have changed)."""
-    values = {
-        "topic": topic,
-        "resource": resource,
-        "user_id": user_id,
-        "received_at": now,
-        "processed_at": None,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "last_error": None,
-    }
-    changes = {
-        "received_at": now,
-        "processed_at": None,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "last_error": None,
-    }
+    changes = _fresh(now)
+    values = {"topic": topic, "resource": resource, "user_id": user_id, **changes}
     await upsert(connection, inbound_notifications, values, ["topic", "resource", "user_id"], changes)
+
+
+def _fresh(now: dt.datetime) -> dict[str, Any]:
+    """A notification's processing state when it is (again) to be processed now."""
+    return {
+        "received_at": now,
+        "processed_at": None,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": None,
+    }
 
 
 async def claim_notifications(
@@ -113,25 +109,15 @@ async def save_missed_notification(
     """Keep a notification found in Mercado Libre's missed feeds. One already kept is processed again
     only when it was received before this one happened (the feed repeats what was already handled)."""
     table = inbound_notifications
-    values = {
-        "topic": topic,
-        "resource": resource,
-        "user_id": user_id,
-        "received_at": now,
-        "processed_at": None,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "last_error": None,
-    }
+    changes = _fresh(now)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values)
+    statement = dialect.insert(table).values(topic=topic, resource=resource, user_id=user_id, **changes)
     if happened_at is None:
         statement = statement.on_conflict_do_nothing(index_elements=["topic", "resource", "user_id"])
     else:
-        changes = {key: values[key] for key in ("received_at", "processed_at", "attempts", "next_attempt_at")}
         statement = statement.on_conflict_do_update(
             index_elements=["topic", "resource", "user_id"],
-            set_={**changes, "last_error": None},
+            set_=changes,
             where=table.c.received_at < happened_at,
         )
     await connection.execute(statement)
