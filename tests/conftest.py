@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx2
 import pytest
+import redis
 from bench.common import postgres_reachable
 
 from postventa.api.server import JsonErrorHttpToolsProtocol
@@ -185,3 +186,21 @@ async def isolated_database(database_url: str, tmp_path: Path) -> AsyncIterator[
     """A migrated database of the backend for this test alone (no other worker may claim from it)."""
     async with fresh_database(database_url, tmp_path, "iso") as db:
         yield db
+
+
+REDIS_URL = os.environ.get("POSTVENTA_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis; missing, the tests that need it skip, or fail with CI=true."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is not reachable at {REDIS_URL}; CI must test on it.")
+        pytest.skip("Redis not reachable (set CI=true to make this a failure)")
+    finally:
+        client.close()
+    return REDIS_URL

@@ -75,8 +75,9 @@ class World:
     meli: httpx2.AsyncClient
     postventa_url: str
 
-    async def linked_seller(self, site_id: str = "MLA") -> Seller:
-        """A new emulator seller linked to a new postventa account, notifications pointed at postventa."""
+    async def linked_seller(self, site_id: str = "MLA", *, link_site_id: str | None = None) -> Seller:
+        """A new emulator seller linked to a new postventa account, notifications pointed at postventa
+        (`link_site_id`: the site the link claims, when it differs from the seller's)."""
         await self.configure(NotifyUrl=f"{self.postventa_url}/webhooks/mercadolibre")
         credentials = (await self.meli.post("/_emulator/sellers", json={"SiteId": site_id})).json()
         account = (
@@ -89,7 +90,7 @@ class World:
         ).json()
         link = {
             "SellerId": credentials["SellerId"],
-            "SiteId": site_id,
+            "SiteId": link_site_id or site_id,
             "ClientId": credentials["ClientId"],
             "ClientSecret": credentials["ClientSecret"],
             "RefreshToken": credentials["RefreshToken"],

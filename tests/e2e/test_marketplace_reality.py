@@ -47,9 +47,12 @@ async def notification_row(database, resource: str, user_id: int) -> Any:
         ).first()
 
 
-async def test_a_pending_message_rejected_minutes_later_becomes_moderated(world: World):
-    seller = await world.linked_seller("MLA")
-    await world.configure(PendingModerationSeconds=600)
+async def sent_pending(
+    world: World, seller_site: str, verdict_after_seconds: float
+) -> tuple[Seller, int, dict]:
+    """A message sent while moderation judges `verdict_after_seconds` late, seen pending_moderation."""
+    seller = await world.linked_seller(seller_site)
+    await world.configure(PendingModerationSeconds=verdict_after_seconds)
     try:
         created = await world.emulator_order(seller)
         await world.sync(seller)
@@ -61,6 +64,11 @@ async def test_a_pending_message_rejected_minutes_later_becomes_moderated(world:
         pending = await wait_for_message(world, seller, order_id, Status="pending_moderation")
     finally:
         await world.configure(PendingModerationSeconds=None)
+    return seller, order_id, pending
+
+
+async def test_a_pending_message_rejected_minutes_later_becomes_moderated(world: World):
+    seller, order_id, pending = await sent_pending(world, "MLA", 600)
     marketplace_id = pending["MarketplaceMessageId"]
     assert marketplace_id
     verdict = await world.meli.post(
@@ -75,19 +83,7 @@ async def test_a_pending_message_rejected_minutes_later_becomes_moderated(world:
 
 
 async def test_a_pending_message_judged_clean_becomes_sent(world: World):
-    seller = await world.linked_seller("MLA")
-    await world.configure(PendingModerationSeconds=3)
-    try:
-        created = await world.emulator_order(seller)
-        await world.sync(seller)
-        order_id = await world.local_order_id(seller, created["OrderId"])
-        response = await world.api.post(
-            f"/v2/orders/{order_id}/messages", params=seller.credentials(messageOptions=4, message="Hola")
-        )
-        assert response.status_code == 200
-        pending = await wait_for_message(world, seller, order_id, Status="pending_moderation")
-    finally:
-        await world.configure(PendingModerationSeconds=None)
+    seller, order_id, pending = await sent_pending(world, "MLA", 3)
     sent = await wait_for_message(world, seller, order_id, Status="sent")
     assert sent["Id"] == pending["Id"]
     assert sent["ModerationReason"] is None
@@ -245,31 +241,9 @@ async def test_missed_feeds_are_stored_like_webhook_notifications(world: World, 
     await wait_for_message(world, seller, order_id, Text="Perdida")
 
 
-async def seller_linked_under(world: World, *, site_id: str, link_site_id: str) -> Seller:
-    """An emulator seller of `site_id` linked to a postventa account as if of `link_site_id` (an
-    operator's mistake, or a seller whose orders come from another site)."""
-    await world.configure(NotifyUrl=f"{world.postventa_url}/webhooks/mercadolibre")
-    credentials = (await world.meli.post("/_emulator/sellers", json={"SiteId": site_id})).json()
-    account = (await world.api.post("/admin/accounts", json={"Name": "site"}, headers=admin_headers())).json()
-    key = (
-        await world.api.post("/admin/api-keys", json={"AccountIds": [account["Id"]]}, headers=admin_headers())
-    ).json()
-    link = {
-        "SellerId": credentials["SellerId"],
-        "SiteId": link_site_id,
-        "ClientId": credentials["ClientId"],
-        "ClientSecret": credentials["ClientSecret"],
-        "RefreshToken": credentials["RefreshToken"],
-    }
-    linked = await world.api.put(
-        f"/admin/accounts/{account['Id']}/mercadolibre", json=link, headers=admin_headers()
-    )
-    assert linked.status_code == 200, linked.text
-    return Seller(credentials["SellerId"], site_id, account["Id"], key["ApiKey"])
-
-
 async def test_an_order_of_another_site_is_refused_at_sync_and_on_notification(world: World, database):
-    seller = await seller_linked_under(world, site_id="MLB", link_site_id="MLA")
+    # The link claims another site than the seller's orders come from (an operator's mistake).
+    seller = await world.linked_seller("MLB", link_site_id="MLA")
     created = await world.emulator_order(seller)
     response = await world.api.post(
         f"/admin/accounts/{seller.account_id}/mercadolibre/sync", headers=admin_headers(), timeout=300

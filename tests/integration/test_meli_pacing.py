@@ -10,7 +10,6 @@ slows the other.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import redis
 from limits.aio.storage import MemoryStorage, Storage
 from limits.storage import storage_from_string
 
@@ -31,7 +29,6 @@ from postventa.store.meli_budget import SqlBudgetStorage
 from tests.emulator.world import LiveServer, World
 from tests.meli_transport import Request, ScriptedTransport, reply
 
-REDIS_URL = os.environ.get("POSTVENTA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 BASE = "http://meli.test"
 HUNGRY_SECONDS = 1.5  # how long the clients keep calling once the budget is spent
 
@@ -57,21 +54,6 @@ class CountingMemory(MemoryStorage):
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         self.reservations += 1
         return await super().acquire_entry(key, limit, expiry, amount)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The test Redis; missing, the tests that need it skip, or fail with CI=true."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}; CI must test on it.")
-        pytest.skip("Redis not reachable (set CI=true to make this a failure)")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture(params=["memory", "redis"])

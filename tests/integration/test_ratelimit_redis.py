@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import re
 import time
 import uuid
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import redis
 
 from postventa.services import reading
 from postventa.store.engine import Database
@@ -36,27 +34,11 @@ from tests.integration.http_helpers import (
 from tests.integration.test_admin_cli import cli_json, run_cli
 from tests.servers import serve_processes
 
-REDIS_URL = os.environ.get("POSTVENTA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 ADMIN = admin_headers()
 TEXT = {"messageOptions": 4, "message": "Hola"}
 POLICY = re.compile(r'^"(?P<name>send|read)";q=(?P<q>\d+);w=(?P<w>\d+)$')
 STANDING = re.compile(r'^"(?P<name>send|read)";r=(?P<r>\d+);t=(?P<t>\d+)$')
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The test Redis; missing, the tests that need it skip, or fail with CI=true."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}; CI must test on it.")
-        pytest.skip("Redis not reachable (set CI=true to make this a failure)")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture(params=["memory", "redis"])
