@@ -8,6 +8,7 @@ from postventa.domain.orders import (
     LogisticType,
     OrderFacts,
     StatusType,
+    marketplace_conversation,
     status_type_of,
     statuses_of_type,
 )
@@ -92,3 +93,10 @@ def test_statuses_of_each_type_for_filtering():
 )
 def test_is_mercadolibre(marketplace, expected):
     assert OrderFacts(marketplace, None, 10, None, None).is_mercadolibre is expected
+
+
+def test_the_conversation_is_keyed_by_the_pack_or_else_the_numeric_order():
+    assert marketplace_conversation(2000000001, "EXT-1") == 2000000001
+    assert marketplace_conversation(None, "2000000123") == 2000000123
+    assert marketplace_conversation(None, "EXT-1") is None
+    assert marketplace_conversation(None, "²") is None  # a digit to str.isdigit, not an id

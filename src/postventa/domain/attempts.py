@@ -22,6 +22,7 @@ from postventa.domain.delivery import (
     classify_response,
     retry_delay_seconds,
 )
+from postventa.domain.orders import marketplace_conversation
 
 # Mercado Libre's clock and ours may differ: a reconciliation looks this far before the first attempt.
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -96,7 +97,7 @@ def route_for(
 
 def not_on_marketplace(pack_id: int | None, order_external_id: str) -> DeliveryFailure | None:
     """A message whose order has no Mercado Libre pack nor numeric order id can never be delivered."""
-    if pack_id is None and not order_external_id.isdigit():
+    if marketplace_conversation(pack_id, order_external_id) is None:
         return DeliveryFailure(
             FailureKind.PERMANENT,
             "order_not_on_marketplace",

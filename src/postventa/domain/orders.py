@@ -175,3 +175,11 @@ def status_from_mercadolibre(order_status: str, shipment_status: str | None) -> 
         return 90
     shipment = (shipment_status or "").lower()
     return {"delivered": 80, "not_delivered": 89, "shipped": 20, "cancelled": 90}.get(shipment, 10)
+
+
+def marketplace_conversation(pack_id: int | None, external_order_id: str) -> int | None:
+    """The id Mercado Libre keys an order's conversation by: its pack, or the order itself when it has
+    none ("si el pack_id es null, puedes utilizar el order_id"); None when neither is Mercado Libre's."""
+    if pack_id is not None:
+        return pack_id
+    return int(external_order_id) if external_order_id.isascii() and external_order_id.isdigit() else None

@@ -24,6 +24,7 @@ import structlog
 
 from postventa.domain.delivery import LinkStatus
 from postventa.domain.guide import GuideCaps
+from postventa.domain.orders import marketplace_conversation
 from postventa.meli.client import MeliClient, MeliError
 from postventa.services.marketplace import session_for
 from postventa.store import links as link_store
@@ -152,10 +153,7 @@ def conversation_resource(order: Order) -> int | None:
     for an order Mercado Libre does not know."""
     if not order.facts.is_mercadolibre:
         return None
-    if order.data.pack_id is not None:
-        return order.data.pack_id
-    external = order.data.external_order_id
-    return int(external) if external.isdigit() else None
+    return marketplace_conversation(order.data.pack_id, order.data.external_order_id)
 
 
 async def _ask(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.delivery import MessageStatus
 from postventa.domain.inbound import IN_FLIGHT_STATUSES, Source, StatusChange
+from postventa.domain.orders import marketplace_conversation
 from postventa.store.messages import ConversationChanged, lock_conversation
 from postventa.store.tables import conversations, messages, orders
 
@@ -93,11 +94,8 @@ async def conversations_awaiting_reply(
         .order_by(messages.c.sent_at.desc())
         .limit(limit)
     )
-    return [
-        (row.account_id, row.pack_id if row.pack_id is not None else int(row.external_order_id))
-        for row in rows
-        if row.pack_id is not None or row.external_order_id.isdigit()
-    ]
+    found = ((row.account_id, marketplace_conversation(row.pack_id, row.external_order_id)) for row in rows)
+    return [(account_id, resource) for account_id, resource in found if resource is not None]
 
 
 @dataclass(frozen=True)
@@ -336,8 +334,5 @@ async def conversations_with_recent_seller_messages(
         .order_by(latest.desc())
         .limit(limit)
     )
-    return [
-        (row.account_id, row.pack_id if row.pack_id is not None else int(row.external_order_id))
-        for row in rows
-        if row.pack_id is not None or row.external_order_id.isdigit()
-    ]
+    found = ((row.account_id, marketplace_conversation(row.pack_id, row.external_order_id)) for row in rows)
+    return [(account_id, resource) for account_id, resource in found if resource is not None]

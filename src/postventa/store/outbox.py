@@ -21,7 +21,7 @@ from sqlalchemy.sql import Select, Update
 
 from postventa.domain.attempts import Outcome
 from postventa.domain.delivery import LinkStatus, MessageStatus
-from postventa.domain.orders import DeliveryWindow
+from postventa.domain.orders import DeliveryWindow, marketplace_conversation
 from postventa.domain.reasons import Reason
 from postventa.store.engine import Database
 from postventa.store.prepared import Prepared
@@ -78,7 +78,10 @@ class DeliveryJob:
     @property
     def conversation_resource(self) -> int:
         """The id Mercado Libre keys the conversation by: the pack, or the order when it has none."""
-        return self.pack_id if self.pack_id is not None else int(self.order_external_id)
+        resource = marketplace_conversation(self.pack_id, self.order_external_id)
+        if resource is None:  # such a message fails before any call (domain/attempts.not_on_marketplace)
+            raise ValueError(f"order {self.order_external_id} has no Mercado Libre conversation")
+        return resource
 
 
 def _deliverable_account() -> Any:
