@@ -109,7 +109,59 @@ class Settings(BaseSettings):
         description="How often a message waiting on a temporary block (payment pending, Full not delivered) "
         "is tried again; waits never use up the attempts.",
     )
-    max_query_bytes: int = Field(default=32 * 1024, gt=0)
+    max_query_bytes: int = Field(
+        default=32 * 1024, gt=0, description="Longest query string; a longer one is refused (414)."
+    )
+    max_header_count: int = Field(
+        default=100, ge=10, le=10_000, description="Header fields a request may carry (431 beyond)."
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=4096,
+        description="Total bytes of a request's header fields (431 beyond; the request line is bounded "
+        "by POSTVENTA_MAX_QUERY_BYTES).",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time to receive a complete request head (408 and closed after)."
+    )
+    body_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Longest pause between two parts of a request body while the server waits for it "
+        "(408 and closed after).",
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="How long an idle connection is kept open between requests."
+    )
+    max_large_bodies: int = Field(
+        default=4,
+        ge=1,
+        description="Request bodies over 64 KiB read at once by one process; others wait their turn.",
+    )
+    large_body_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a large body waits for its turn before a 503 with Retry-After.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="After SIGTERM, how long `serve` and `worker` finish what is in flight before they exit.",
+    )
+    notification_retention_days: float = Field(
+        default=7.0, gt=0, description="How long processed Mercado Libre notifications are kept."
+    )
+    max_pending_notifications_per_seller: int = Field(
+        default=1000,
+        ge=10,
+        description="Unprocessed notifications kept per seller; beyond, the oldest are dropped (polling "
+        "and the missed feeds still find what they named).",
+    )
+    notification_calls_per_minute: int = Field(
+        default=120,
+        gt=0,
+        description="Mercado Libre calls the notifications of one seller may cause per minute.",
+    )
     log_level: str = Field(default="info")
 
     @field_validator("admin_token", "redis_url", "token_key")
