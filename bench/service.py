@@ -23,7 +23,7 @@ def postventa_environment(database_url: str, token_key: str, log_level: str) -> 
         POSTVENTA_API_KEY_PEPPER=BENCH_PEPPER,
         POSTVENTA_EMBEDDED_WORKER="false",
         POSTVENTA_MELI_API_URL=UNREACHABLE_MELI,
-        POSTVENTA_RATE_LIMITS="send=100000000/minute,read=100000000/minute",
+        POSTVENTA_RATE_LIMITS="send=1000000/minute,read=1000000/minute",
         POSTVENTA_LOG_LEVEL=log_level,
     )
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postventa.domain.errors import PostventaError, RefusalKind
-from postventa.domain.text import MAX_TEXT_CHARACTERS, normalize_free_text, refuse_unprintable
+from postventa.domain.text import BIDI_CONTROLS, MAX_TEXT_CHARACTERS, normalize_free_text, refuse_unprintable
 
 DECOMPOSED_E_ACUTE = "e\u0301"
 COMPOSED_E_ACUTE = "\u00e9"
@@ -140,7 +140,9 @@ _TEXTS = st.one_of(
     st.text(_ANY_CHARACTER),
     st.text(_ANY_CHARACTER, min_size=330, max_size=380),
     st.lists(
-        st.sampled_from(["a", " ", "\n", "\r\n", "\r", "\t", DECOMPOSED_E_ACUTE, "😀", "\u0958"]),
+        st.sampled_from(
+            ["a", " ", "\n", "\r\n", "\r", "\t", DECOMPOSED_E_ACUTE, "😀", "\u0958", "\u202e", "\u200d"]
+        ),
         max_size=400,
     ).map("".join),
 )
@@ -162,14 +164,17 @@ def test_any_text_is_refused_or_normalised_within_the_limit(raw):
     assert unicodedata.is_normalized("NFC", text)
     assert text == text.strip()
     assert all(ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs"} for ch in text)
+    assert not BIDI_CONTROLS & set(text)
 
 
 @settings(max_examples=300, database=None, deadline=None)
 @given(_TEXTS)
 def test_text_is_accepted_exactly_when_its_normal_form_is_valid(raw):
     expected = unicodedata.normalize("NFC", raw.replace("\r\n", "\n")).strip()
-    valid = 0 < len(expected) <= 350 and all(
-        ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs"} for ch in expected
+    valid = (
+        0 < len(expected) <= 350
+        and all(ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs"} for ch in expected)
+        and not BIDI_CONTROLS & set(expected)
     )
 
     if valid:

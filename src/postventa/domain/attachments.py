@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import binascii
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from postventa.domain.errors import invalid
-from postventa.domain.text import refuse_unprintable
+from postventa.domain.text import is_invisible, refuse_invisible, refuse_unprintable
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 MAX_NAME_CHARACTERS = 200
@@ -76,19 +77,31 @@ def split_file_name(file_name: str) -> tuple[str, str]:
 
 
 def check_name(name: str, *, parameter: str) -> str:
-    """A file name without path separators or control characters, at most 200 characters."""
+    """A file name without path separators, control or format characters, at most 200 characters."""
     name = name.strip()
     if not name:
         raise invalid("attachment_name_missing", f"'{parameter}' is required for an attachment.")
     if "/" in name or "\\" in name:
         raise invalid("attachment_name_invalid", f"'{parameter}' must not contain '/' or '\\'.")
     refuse_unprintable(name, parameter=parameter)
+    refuse_invisible(name, parameter=parameter)
     if len(name) > MAX_NAME_CHARACTERS:
         raise invalid(
             "attachment_name_too_long",
             f"'{parameter}' has {len(name)} characters; at most {MAX_NAME_CHARACTERS} are allowed.",
         )
     return name
+
+
+def download_file_name(name: str, extension: str) -> str:
+    """The name a download is offered under: control and format characters (which a name stored
+    before they were refused may hold) shown as "_", so the name reads as it is."""
+    shown = "".join("_" if _hidden(character) else character for character in name)
+    return f"{shown}.{extension}"
+
+
+def _hidden(character: str) -> bool:
+    return is_invisible(character) or unicodedata.category(character) in {"Cc", "Cs"}
 
 
 def decode_base64(encoded: str) -> bytes:

@@ -25,6 +25,14 @@ SEND = "send"
 READ = "read"
 ENDPOINT_CLASSES = (SEND, READ)
 MAX_RATE_LIMITS_CHARACTERS = 200  # api_keys.rate_limits
+# A quota's bounds (docs/decisions.md): a window of at least a second (`limits` reads "1/0 second" as
+# one second) and at most a day (a Retry-After past that is no answer a client can act on), and
+# at most a million requests in it (each counted request is an entry of the moving window kept
+# until it leaves the window: the amount bounds what one key's counters can hold).
+MIN_RATE_LIMIT_WINDOW_SECONDS = 1
+MAX_RATE_LIMIT_WINDOW_SECONDS = 24 * 3600
+MAX_RATE_LIMIT_AMOUNT = 1_000_000
+_RATE_LIMIT_RULE = re.compile(r"\s*([0-9]+)\s*(?:/|\s*per\s*)\s*([0-9]+)?\s*([a-z]+)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -101,14 +109,30 @@ def parse_rate_limits(text: str) -> dict[str, RateLimitItem]:
             raise ValueError(f"rate limit class '{name}' is unknown (send, read)")
         if name in limits:
             raise ValueError(f"rate limit class '{name}' is given twice")
-        items = parse_many(rule)
-        if len(items) != 1 or items[0].amount < 1:
-            raise ValueError(f"rate limit '{rule}' must be one positive N/PERIOD, e.g. 120/minute")
-        limits[name] = items[0]
+        limits[name] = _bounded_rate_limit(rule)
     missing = set(ENDPOINT_CLASSES) - limits.keys()
     if missing:
         raise ValueError(f"rate limits must name {', '.join(sorted(missing))}")
     return limits
+
+
+def _bounded_rate_limit(rule: str) -> RateLimitItem:
+    """One "N/PERIOD" or "N/M PERIODs" whose amount and window are within the bounds above."""
+    written = _RATE_LIMIT_RULE.fullmatch(rule)
+    try:
+        items = parse_many(rule)
+    except ValueError:
+        items = []
+    if written is None or len(items) != 1:
+        raise ValueError(f"rate limit '{rule}' must be one positive N/PERIOD, e.g. 120/minute")
+    item = items[0]
+    amount, multiples = int(written.group(1)), int(written.group(2) or 1)
+    window_seconds = item.GRANULARITY.seconds * multiples
+    if not 1 <= amount <= MAX_RATE_LIMIT_AMOUNT:
+        raise ValueError(f"rate limit '{rule}' must allow from 1 to {MAX_RATE_LIMIT_AMOUNT} requests")
+    if not MIN_RATE_LIMIT_WINDOW_SECONDS <= window_seconds <= MAX_RATE_LIMIT_WINDOW_SECONDS:
+        raise ValueError(f"rate limit '{rule}' must have a window from 1 second to 1 day")
+    return item
 
 
 def key_rate_limits(text: str | None) -> str | None:

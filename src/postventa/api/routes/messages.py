@@ -20,7 +20,7 @@ from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
 from postventa.api.render import conversation_status_json, message_json, option_json
 from postventa.api.routing import DirectRoute
-from postventa.domain.attachments import CONTENT_TYPES
+from postventa.domain.attachments import CONTENT_TYPES, download_file_name
 from postventa.domain.errors import invalid
 from postventa.domain.parameters import (
     ORDER_ID,
@@ -243,7 +243,7 @@ async def download_attachment(orderId: str, messageId: str, request: Request) ->
     async with context.database.transaction() as connection:
         info, content = await reading.attachment(connection, account_id, order_id, message_id)
     headers = response_headers(request) | {
-        "Content-Disposition": _content_disposition(f"{info.name}.{info.extension}"),
+        "Content-Disposition": _content_disposition(download_file_name(info.name, info.extension)),
         "X-Content-Type-Options": "nosniff",
     }
     return Response(content, media_type=CONTENT_TYPES[info.extension], headers=headers)
