@@ -20,7 +20,7 @@ import pytest
 import redis
 from bench.common import postgres_reachable
 
-from postventa.api.server import JsonErrorHttpToolsProtocol
+from postventa.api.server import ConnectionLimits, protocol_for
 from postventa.config import Settings
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
@@ -120,7 +120,7 @@ class LiveServer(ThreadedServer):
     """postventa served over real TCP (with the JSON parse-error protocol), with its settings."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(create_app(settings), http=JsonErrorHttpToolsProtocol)
+        super().__init__(create_app(settings), http=protocol_for(ConnectionLimits.from_settings(settings)))
         self.settings = settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from fastapi import Request
 from starlette.responses import PlainTextResponse
 
 from postventa.api.edge import EdgeMiddleware
+from postventa.api.intake import BodyIntake
 from postventa.api.security import (
     API_CONTENT_SECURITY_POLICY,
     DOCS_CONTENT_SECURITY_POLICY,
@@ -138,7 +140,8 @@ async def test_a_cache_control_the_route_chose_is_kept():
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await PlainTextResponse("public", headers={"Cache-Control": "max-age=60"})(scope, receive, send)
 
-    edge = EdgeMiddleware(app, max_body_bytes=1000, max_query_bytes=1000, security=SecurityHeaders())
+    intake = BodyIntake(1000, body_timeout_seconds=5, large_body_wait_seconds=1, slots=asyncio.Semaphore(1))
+    edge = EdgeMiddleware(app, intake=intake, max_query_bytes=1000, security=SecurityHeaders())
     transport = httpx2.ASGITransport(app=edge)
     async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
         response = await http.get("/")

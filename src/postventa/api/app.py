@@ -16,6 +16,7 @@ from postventa.api import openapi
 from postventa.api.context import Context, utc_now
 from postventa.api.edge import EdgedFastAPI
 from postventa.api.errors import install_error_handlers
+from postventa.api.intake import BodyIntake
 from postventa.api.metrics import router as observability_router
 from postventa.api.ratelimit import RateLimiter
 from postventa.api.routes import admin, messages, orders, webhooks
@@ -74,7 +75,7 @@ def build_app(
     # The edge (request ids, size caps, security headers, metrics, access log) wraps the whole
     # stack, even Starlette's 500: edge.py.
     app = EdgedFastAPI(
-        max_body_bytes=settings.max_body_bytes,
+        intake=BodyIntake.from_settings(settings),
         max_query_bytes=settings.max_query_bytes,
         strict_transport=serves_https(settings.public_url),
         title="postventa",

@@ -1,8 +1,10 @@
 """The one ASGI middleware at the very edge, outside FastAPI's whole stack (its 500 handler too).
 
 For every HTTP request it assigns the request id, refuses oversized requests before reading them,
-adds the security headers the response lacks (security.py), counts and times the request for
-/metrics, and writes the access log line. One middleware with one `send` wrapper, not one per
+bounds the reading of the body (intake.py), adds the security headers the response lacks
+(security.py), counts and times the request for /metrics, and writes the access log line. A client
+that went away is counted under 499 (as nginx does) and logged at info, never as a server error;
+no exception leaves this middleware for the server to log. One middleware with one `send` wrapper, not one per
 concern: each layer of wrappers costs every request a coroutine and a closure, and on the send
 path the four of them cost more than the SQL (docs/performance.md).
 
@@ -17,29 +19,32 @@ import time
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from postventa.api.errors import error_body
+from postventa.api.errors import CLIENT_CLOSED_REQUEST, error_body
+from postventa.api.intake import BodyIntake, BodyReader
 from postventa.api.routing import HotRoutes
 from postventa.api.security import SecurityHeaders
-from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.logs import log_request
 from postventa.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, http_method_label
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 UNMATCHED_ROUTE = "unmatched"
+log = structlog.get_logger("postventa.api")
 
 
 class EdgeMiddleware:
     """Request id, size caps, security headers, metrics and the access log, for every request."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int, security: SecurityHeaders
+        self, app: ASGIApp, *, intake: BodyIntake, max_query_bytes: int, security: SecurityHeaders
     ) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.intake = intake
+        self.max_body_bytes = intake.max_body_bytes
         self.max_query_bytes = max_query_bytes
         self.security = security
         # The metrics' children by (method, route, status): `labels()` looks them up under a lock
@@ -51,7 +56,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        content_length, incoming_id = _edge_headers(scope["headers"])
+        content_length, chunked, incoming_id = _edge_headers(scope["headers"])
         # A fresh id is 128 random bits from the process's generator: ids correlate log lines and
         # need no secrecy, and os.urandom is a system call per request. (`random` reseeds after a fork.)
         request_id = (
@@ -62,24 +67,36 @@ class EdgeMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         added = (*self.security.for_path(scope["path"]), (b"x-request-id", request_id.encode()))
         status = 500  # what the server answers when the application raised before responding
+        responded = False
+        refusal = self._refusal(scope, content_length)
+        body = self.intake.reader(
+            receive, int(content_length) if refusal is None and content_length else None, chunked
+        )
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(header for header in added if header[0] not in present)
+                if not body.complete and b"connection" not in present:
+                    # Answered before the body was read (a refusal): read no more of it.
+                    headers.append((b"connection", b"close"))
                 message["headers"] = headers
             await send(message)
 
-        refusal = self._refusal(scope, content_length)
         try:
             if refusal is not None:
                 await _send_error(send_with_headers, *refusal)
             else:
-                await self.app(scope, self._bounded(receive), send_with_headers)
+                await self.app(scope, body.receive, send_with_headers)
+        except Exception as error:
+            status = await self._after_escaped(error, body, responded, status, send_with_headers, request_id)
         finally:
+            body.release()
+            if body.disconnected and status != CLIENT_CLOSED_REQUEST and not responded:
+                status = CLIENT_CLOSED_REQUEST
             seconds = time.perf_counter() - started
             method, route = http_method_label(scope["method"]), route_template(scope)
             requests, duration = self._metrics(method, route, status)
@@ -106,23 +123,26 @@ class EdgeMiddleware:
                 return 413, "request_too_large", f"The request body is over {self.max_body_bytes} bytes."
         return None
 
-    def _bounded(self, receive: Receive) -> Receive:
-        received = 0
-
-        async def bounded_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise PostventaError.of(
-                        RefusalKind.TOO_LARGE,
-                        "request_too_large",
-                        f"The request body is over {self.max_body_bytes} bytes.",
-                    )
-            return message
-
-        return bounded_receive
+    @staticmethod
+    async def _after_escaped(
+        error: Exception, body: BodyReader, responded: bool, status: int, send: Send, request_id: str
+    ) -> int:
+        """The status of a request whose application raised past its own handlers; nothing is
+        raised on to the server (uvicorn would log a second, plain-text traceback)."""
+        if body.disconnected:
+            log.info("client_disconnected", request_id=request_id)
+            return CLIENT_CLOSED_REQUEST
+        if responded:
+            # Starlette re-raises what its 500 handler answered (and api/errors.py logged) when the
+            # answer began with it; anything else failed mid-answer and is logged here.
+            if status != 500:
+                log.error(
+                    "unexpected_error", request_id=request_id, error_type=type(error).__name__, exc_info=error
+                )
+            return status
+        log.error("unexpected_error", request_id=request_id, error_type=type(error).__name__, exc_info=error)
+        await _send_error(send, 500, "internal_error", f"Internal server error. Request id: {request_id}")
+        return 500
 
 
 class EdgedFastAPI(FastAPI):
@@ -135,10 +155,10 @@ class EdgedFastAPI(FastAPI):
     """
 
     def __init__(
-        self, *, max_body_bytes: int, max_query_bytes: int, strict_transport: bool = False, **options: Any
+        self, *, intake: BodyIntake, max_query_bytes: int, strict_transport: bool = False, **options: Any
     ) -> None:
         super().__init__(**options)
-        self.edge_options = {"max_body_bytes": max_body_bytes, "max_query_bytes": max_query_bytes}
+        self.intake, self.max_query_bytes = intake, max_query_bytes
         self.strict_transport = strict_transport
         # The routes the edge calls straight, around FastAPI's stack (routing.HotRoutes).
         self.hot_routes: list[APIRoute] = []
@@ -163,7 +183,9 @@ class EdgedFastAPI(FastAPI):
         stack = super().build_middleware_stack()
         if self.hot_routes:
             stack = HotRoutes(stack, self, self.hot_routes)
-        return EdgeMiddleware(stack, security=security, **self.edge_options)
+        return EdgeMiddleware(
+            stack, intake=self.intake, max_query_bytes=self.max_query_bytes, security=security
+        )
 
 
 def route_template(scope: Scope) -> str:
@@ -177,15 +199,18 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) and path else UNMATCHED_ROUTE
 
 
-def _edge_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
-    """Content-Length and X-Request-Id, the only headers the edge reads."""
+def _edge_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bool, str | None]:
+    """Content-Length, whether the body is chunked, and X-Request-Id: the only headers the edge reads."""
     length = request_id = None
+    chunked = False
     for name, value in headers:
         if len(name) == 14 and name.lower() == b"content-length":
             length = value.decode("latin-1")
         elif len(name) == 12 and name.lower() == b"x-request-id":
             request_id = value.decode("latin-1")
-    return length, request_id
+        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return length, chunked, request_id
 
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:

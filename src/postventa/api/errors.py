@@ -13,9 +13,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 
 from postventa.api.guard import response_headers
+from postventa.api.intake import IntakeRefused
 from postventa.domain.errors import PostventaError, Refusal, RefusalKind
 from postventa.store.engine import database_unavailable
 
@@ -41,8 +43,12 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
     414: "uri_too_long",
+    431: "headers_too_large",
     415: "unsupported_media_type",
 }
+
+# What nginx logs for a request whose client closed the connection before the answer.
+CLIENT_CLOSED_REQUEST = 499
 
 log = structlog.get_logger("postventa.api")
 
@@ -132,7 +138,22 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=_gathered_headers(request),
         )
 
+    async def on_intake_refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, IntakeRefused)
+        return JSONResponse(
+            error_body(error.status, error.code, error.message),
+            status_code=error.status,
+            headers={**_gathered_headers(request), **error.headers},
+        )
+
+    async def on_client_disconnect(request: Request, _error: Exception) -> Response:
+        # Nobody is left to answer; the edge counts the request under 499 (api/edge.py).
+        log.info("client_disconnected", request_id=getattr(request.state, "request_id", "-"))
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
     app.add_exception_handler(PostventaError, on_refusal)
+    app.add_exception_handler(IntakeRefused, on_intake_refused)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(DBAPIError, on_database_error)

@@ -52,6 +52,32 @@ async def authorize_request(
     return account_id
 
 
+async def check_key_before_body(
+    request: Request, context: Context, parameters: Parameters, endpoint_class: str
+) -> None:
+    """Checks 1 and 4 before a large body is read, when the key came in the query or a header.
+
+    An unknown key, or one over its limit, is refused without the body being read (the edge then
+    closes the connection): a request that cannot succeed costs a small, fixed amount of memory
+    (docs/decisions.md). The limit is only looked at here; the request is counted, after checks 2
+    and 3, by `authorize_request` as always.
+    """
+    key = parameters.text(API_KEY)
+    if key is None:
+        return  # in the body: read it (bounded by the edge's large-body slots), then check it
+    async with context.database.transaction() as connection:
+        grant = await authenticate(connection, key, context.settings.api_key_pepper)
+    state = await context.rate_limiter.peek(grant.prefix, endpoint_class, grant.rate_limits)
+    if not state.allowed:
+        request.state.rate_limit = state
+        RATE_LIMIT_REFUSALS.labels(endpoint_class).inc()
+        raise PostventaError.of(
+            RefusalKind.RATE_LIMITED,
+            "rate_limited",
+            f"Too many requests for this API key; retry in {state.retry_after_seconds} seconds.",
+        )
+
+
 async def _standing(context: Context, grant: ApiKeyGrant, endpoint_class: str) -> dict[str, str]:
     try:
         state = await context.rate_limiter.peek(grant.prefix, endpoint_class, grant.rate_limits)

@@ -20,7 +20,7 @@ import httpx2
 import uvicorn
 from rich.table import Table
 
-from postventa.api.server import JsonErrorHttpToolsProtocol
+from postventa.api.server import uvicorn_options
 from postventa.cli.runtime import console
 from postventa.config import Settings
 from postventa.emulator.app import create_emulator_app
@@ -255,10 +255,7 @@ async def _serve(settings: Settings, host: str, port: int, emulator_port: int) -
             create_app(settings),
             host=host,
             port=port,
-            http=JsonErrorHttpToolsProtocol,
-            access_log=False,
-            log_config=None,
-            log_level="warning",
+            **(uvicorn_options(settings) | {"log_level": "warning"}),
         )
     )
     try:

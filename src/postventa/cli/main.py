@@ -79,9 +79,9 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
     from postventa.wiring import create_app
 
     if workers > 1:
-        run_server_processes(host, port, current.log_level, workers)
+        run_server_processes(host, port, current, workers)
     else:
-        run_server(create_app(current), host, port, current.log_level)
+        run_server(create_app(current), host, port, current)
 
 
 @app.command("demo")

@@ -14,8 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postventa.api import openapi
 from postventa.api.context import Context, context_of
 from postventa.api.errors import STATUS_BY_KIND
-from postventa.api.guard import authorize_request, raw_response_headers, response_headers
+from postventa.api.guard import (
+    authorize_request,
+    check_key_before_body,
+    raw_response_headers,
+    response_headers,
+)
 from postventa.api.idempotency import idempotency_key, send_once, stored_response
+from postventa.api.intake import has_large_body
 from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
 from postventa.api.render import conversation_status_json, message_json, option_json
@@ -23,6 +29,7 @@ from postventa.api.routing import DirectRoute
 from postventa.domain.attachments import CONTENT_TYPES, download_file_name
 from postventa.domain.errors import invalid
 from postventa.domain.parameters import (
+    API_KEY,
     ORDER_ID,
     READ_PARAMETERS,
     SEND_PARAMETERS,
@@ -57,6 +64,8 @@ def path_id(raw: str, name: str, code: str) -> int:
 async def send(orderId: str, request: Request) -> Response:
     """Checks 0–10 of the contract; 200 with the new message's id as a JSON string."""
     context = context_of(request)
+    if has_large_body(request.headers):
+        await check_key_before_body(request, context, read_query(request, (API_KEY,)), SEND)
     parameters = await read_parameters(
         request, SEND_PARAMETERS, max_part_bytes=context.settings.max_body_bytes
     )
