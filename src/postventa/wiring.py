@@ -76,10 +76,28 @@ class Background:
 
     worker: DeliveryWorker
     inbound: InboundProcessor
+    # After `stop`, how long the work in flight may take before it is cancelled
+    # (POSTVENTA_SHUTDOWN_GRACE_SECONDS).
+    grace_seconds: float = 30.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Both loops until `stop` is set; each finishes what it holds first."""
-        await asyncio.gather(self.worker.run(stop), self.inbound.run(stop))
+        """Both loops until `stop` is set. Then nothing more is claimed, what was claimed and not
+        started is handed back (due at once, for the next start), and the attempts in flight have
+        `grace_seconds` to finish before they are cancelled: a cancelled delivery is reconciled with
+        Mercado Libre once its lease runs out, a cancelled notification is handed back."""
+        loops = [asyncio.create_task(self.worker.run(stop)), asyncio.create_task(self.inbound.run(stop))]
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            ended, _ = await asyncio.wait([*loops, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():  # a loop ended by itself (a bug): the other is cancelled, this raised
+                for loop in ended:
+                    loop.result()
+            await asyncio.wait(loops, timeout=self.grace_seconds)
+        finally:
+            stopping.cancel()
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     def wake_delivery(self) -> None:
         """A message was queued: look for it now."""
@@ -111,9 +129,15 @@ def build_background(
         retry_policy=settings.retry_policy,
     )
     inbound = InboundProcessor(
-        database, meli, poll_interval_seconds=settings.poll_interval_seconds, clock=clock
+        database,
+        meli,
+        poll_interval_seconds=settings.poll_interval_seconds,
+        clock=clock,
+        calls_per_minute=settings.notification_calls_per_minute,
+        max_pending_per_seller=settings.max_pending_notifications_per_seller,
+        retention_days=settings.notification_retention_days,
     )
-    return Background(worker, inbound)
+    return Background(worker, inbound, grace_seconds=settings.shutdown_grace_seconds)
 
 
 def runs_embedded_worker(settings: Settings, database: Database) -> bool:

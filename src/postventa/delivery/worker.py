@@ -2,7 +2,10 @@
 
 Any number of workers may run (processes, or tasks of one): the claim hands each message to one
 of them. `wake()` makes an idle worker look at once (the API calls it after an enqueue); `stop`
-ends the loop after the attempts in flight are recorded.
+ends the claims, hands back what was claimed ahead and not started (queued and due again), and
+waits for the attempts in flight to be recorded. Whoever runs the worker bounds that wait (the
+shutdown grace, wiring.Background) and then cancels it: a cancelled attempt's message is reconciled
+with Mercado Libre once its lease runs out, as after a crash.
 """
 
 from __future__ import annotations
@@ -134,8 +137,13 @@ class DeliveryWorker:
                 if claimed == 0 or self._wanted() < self._claim_batch:
                     await self._idle(stop)
         finally:
-            await self._finish_claimed()
-            log.info("worker_stopped", worker=self.worker_id)
+            try:
+                await self._release_ready()
+                await self._finish_in_flight()
+            finally:
+                for task in self._in_flight:  # cancelled (the grace ran out): reconciled after its lease
+                    task.cancel()
+                log.info("worker_stopped", worker=self.worker_id)
 
     async def run_once(self) -> int:
         """Claim what the free slots and the claim-ahead want and start delivering what fits;
@@ -180,6 +188,26 @@ class DeliveryWorker:
         """Deliver what is claimed (in flight, or claimed ahead) and wait for every outcome."""
         while self._ready or self._in_flight or self._recording:
             self._start_ready()
+            await asyncio.wait(self._in_flight | self._recording, return_when=asyncio.FIRST_COMPLETED)
+        await self._outcomes.flush()
+
+    async def _release_ready(self) -> None:
+        """Hand back the messages claimed ahead and not started: due again at once, for any worker."""
+        ready = [message.id for message, _job, _claimed_at in self._ready]
+        self._ready.clear()
+        if not ready:
+            return
+        try:
+            async with outbox.queue_statements(self.database) as connection:
+                released = await outbox.release_claimed(connection, ready, self.worker_id, self.clock())
+        except Exception:  # their leases run out and they are claimed again, reconciled first
+            log.exception("claimed_not_released", worker=self.worker_id, messages=len(ready))
+            return
+        log.info("claimed_released", worker=self.worker_id, messages=released)
+
+    async def _finish_in_flight(self) -> None:
+        """Wait for the attempts in flight and every outcome (nothing new is started)."""
+        while self._in_flight or self._recording:
             await asyncio.wait(self._in_flight | self._recording, return_when=asyncio.FIRST_COMPLETED)
         await self._outcomes.flush()
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.delivery import LinkStatus
 from postventa.store.tables import inbound_notifications, marketplace_links
-from postventa.store.upsert import upsert
 
 PROCESSING_LEASE_SECONDS = 60
 
@@ -31,10 +31,19 @@ class Notification:
 async def save_notification(
     connection: AsyncConnection, topic: str, resource: str, user_id: int, now: dt.datetime
 ) -> None:
-    """Keep a notification; the same one again is processed again (its resource may have changed)."""
+    """Keep a notification. The same one again while it is pending is coalesced with it (left as it
+    is: a flood of repeats costs one row and one processing); once processed, it is processed again
+    (its resource may have changed)."""
+    table = inbound_notifications
     changes = _fresh(now)
-    values = {"topic": topic, "resource": resource, "user_id": user_id, **changes}
-    await upsert(connection, inbound_notifications, values, ["topic", "resource", "user_id"], changes)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(topic=topic, resource=resource, user_id=user_id, **changes)
+    statement = statement.on_conflict_do_update(
+        index_elements=["topic", "resource", "user_id"],
+        set_=changes,
+        where=table.c.processed_at.is_not(None),
+    )
+    await connection.execute(statement)
 
 
 def _fresh(now: dt.datetime) -> dict[str, Any]:
@@ -49,12 +58,20 @@ def _fresh(now: dt.datetime) -> dict[str, Any]:
 
 
 async def claim_notifications(
-    connection: AsyncConnection, now: dt.datetime, *, limit: int
+    connection: AsyncConnection,
+    now: dt.datetime,
+    *,
+    limit: int,
+    skip_sellers: Collection[int] = (),
 ) -> list[Notification]:
-    """Take due notifications for a while (a processor that dies lets them fall due again)."""
+    """Take due notifications for a while (a processor that dies lets them fall due again), the
+    newest first: a real one that comes after a flood is not queued behind it. Those of the sellers
+    in `skip_sellers` (out of calls for now) are left."""
     table = inbound_notifications
     due = select(table.c.id).where(table.c.processed_at.is_(None), table.c.next_attempt_at <= now)
-    due = due.order_by(table.c.next_attempt_at).limit(limit)
+    if skip_sellers:
+        due = due.where(table.c.user_id.not_in(list(skip_sellers)))
+    due = due.order_by(table.c.received_at.desc(), table.c.id.desc()).limit(limit)
     if connection.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     rows = await connection.execute(
@@ -66,7 +83,60 @@ async def claim_notifications(
         )
         .returning(table.c.id, table.c.topic, table.c.resource, table.c.user_id, table.c.attempts)
     )
-    return [Notification(row.id, row.topic, row.resource, row.user_id, row.attempts) for row in rows]
+    claimed = [Notification(row.id, row.topic, row.resource, row.user_id, row.attempts) for row in rows]
+    return sorted(claimed, key=lambda notification: -notification.id)  # RETURNING keeps no order
+
+
+async def release_notifications(
+    connection: AsyncConnection, notification_ids: Collection[int], now: dt.datetime
+) -> None:
+    """Hand back claimed notifications that were not processed (their seller is out of calls, or the
+    processor is stopping): due at once again, the claim's attempt not counted."""
+    if not notification_ids:
+        return
+    table = inbound_notifications
+    await connection.execute(
+        update(table)
+        .where(table.c.id.in_(list(notification_ids)), table.c.processed_at.is_(None))
+        .values(attempts=table.c.attempts - 1, next_attempt_at=now)
+    )
+
+
+async def drop_pending_over_bound(
+    connection: AsyncConnection, bound: int, now: dt.datetime, reason: str
+) -> int:
+    """Settle the oldest pending notifications of each seller that has more than `bound` waiting,
+    with `reason`; returns how many were dropped. The newest `bound` of each seller stay."""
+    table = inbound_notifications
+    crowded = await connection.execute(
+        select(table.c.user_id)
+        .where(table.c.processed_at.is_(None))
+        .group_by(table.c.user_id)
+        .having(func.count() > bound)
+    )
+    dropped = 0
+    for user_id in crowded.scalars().all():
+        oldest = (
+            select(table.c.id)
+            .where(table.c.user_id == user_id, table.c.processed_at.is_(None))
+            .order_by(table.c.received_at.desc(), table.c.id.desc())
+            .offset(bound)
+        )
+        result = await connection.execute(
+            update(table)
+            .where(table.c.id.in_(oldest.scalar_subquery()))
+            .values(processed_at=now, last_error=reason)
+        )
+        dropped += result.rowcount
+    return dropped
+
+
+async def prune_processed(connection: AsyncConnection, before: dt.datetime, *, limit: int) -> int:
+    """Delete up to `limit` notifications processed before `before`; returns how many."""
+    table = inbound_notifications
+    old = select(table.c.id).where(table.c.processed_at < before).limit(limit)
+    result = await connection.execute(delete(table).where(table.c.id.in_(old.scalar_subquery())))
+    return result.rowcount
 
 
 async def finish_notification(

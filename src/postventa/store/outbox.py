@@ -584,6 +584,32 @@ _INSERT_ATTEMPT = Prepared(
 )
 
 
+async def release_claimed(
+    connection: AsyncConnection, message_ids: Sequence[int], worker: str, now: dt.datetime
+) -> int:
+    """Hand back messages this worker claimed but never attempted (it is stopping): queued and due
+    at once, the claim's attempt not counted. Fenced by the lease: one no longer held is left."""
+    if not message_ids:
+        return 0
+    result = await connection.execute(
+        update(messages)
+        .where(
+            messages.c.id.in_(list(message_ids)),
+            messages.c.status == MessageStatus.SENDING,
+            messages.c.lease_owner == worker,
+        )
+        .values(
+            status=MessageStatus.QUEUED,
+            status_changed_at=now,
+            next_attempt_at=now,
+            attempts=messages.c.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    return int(result.rowcount)
+
+
 async def requeue(connection: AsyncConnection, now: dt.datetime, message_ids: list[int] | None = None) -> int:
     """Put failed messages (all, or these) back in the queue; returns how many."""
     conditions = [messages.c.status == MessageStatus.FAILED, messages.c.direction == "outbound"]

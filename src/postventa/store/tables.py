@@ -301,6 +301,10 @@ inbound_notifications = Table(
     Column("last_error", Text, nullable=True),
     UniqueConstraint("topic", "resource", "user_id"),
     Index(None, "processed_at", "next_attempt_at"),
+    # Due notifications are claimed newest first; each seller's pending ones are counted and the
+    # oldest beyond its bound dropped (store/inbound.py).
+    Index(None, "processed_at", "received_at"),
+    Index(None, "user_id", "processed_at", "received_at"),
 )
 
 worker_heartbeats = Table(
