@@ -42,8 +42,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _error("No such order (or message) in this account."),
     429: _error("Rate limit of the API key exceeded; see Retry-After."),
     503: _error(
-        "The database cannot take the request now (database_unavailable), or the rate limit cannot "
-        "be checked (rate_limit_unavailable); retry after Retry-After."
+        "The database cannot take the request now (database_unavailable), the rate limit cannot "
+        "be checked (rate_limit_unavailable), or too many large bodies are being read (server_busy); "
+        "retry after Retry-After."
     ),
     500: {"description": "Unexpected failure", "content": {"text/plain": {"schema": {"type": "string"}}}},
 }
@@ -338,8 +339,12 @@ different values is refused.
 
 EDGE_RESPONSES: dict[str, dict[str, Any]] = {
     "400": _error("The request could not be read (malformed HTTP, encoding or body)."),
+    "408": _error(
+        "The request head, or the next part of its body, did not arrive in time (request_timeout)."
+    ),
     "413": _error("The request body is over the limit."),
     "414": _error("The query string is over the limit."),
+    "431": _error("Too many header fields, or too many header bytes (headers_too_large)."),
     "500": ERROR_RESPONSES[500],
 }
 PATH_IDS = frozenset({"orderId", "messageId", "accountId", "keyId"})
