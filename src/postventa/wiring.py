@@ -115,8 +115,10 @@ def build_background(
     *,
     clock: Callable[[], dt.datetime] = utc_now,
     concurrency: int | None = None,
+    grace_seconds: float | None = None,
 ) -> Background:
-    """The delivery worker and the inbound processor as the settings describe them."""
+    """The delivery worker and the inbound processor as the settings describe them; after a stop,
+    what is in flight has `grace_seconds` (by default the whole shutdown grace)."""
     from postventa.delivery.inbound import InboundProcessor
     from postventa.delivery.worker import DeliveryWorker
 
@@ -137,7 +139,8 @@ def build_background(
         max_pending_per_seller=settings.max_pending_notifications_per_seller,
         retention_days=settings.notification_retention_days,
     )
-    return Background(worker, inbound, grace_seconds=settings.shutdown_grace_seconds)
+    grace = settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+    return Background(worker, inbound, grace_seconds=grace)
 
 
 def runs_embedded_worker(settings: Settings, database: Database) -> bool:
@@ -156,12 +159,16 @@ def create_app(
     """The service. A database or client passed in is the caller's to close; ones made here are closed
     on shutdown. With an embedded worker (the default on SQLite) the app also runs the background work."""
     from postventa.api.app import build_app
+    from postventa.api.server import REQUESTS_SHARE_OF_GRACE
 
     owned_database, owned_meli = database is None, meli is None
     database = database or open_database(settings)
     meli = meli or meli_client(settings, database=database)
+    # The server first gives the requests in flight their share of the grace, then stops the app,
+    # and with it this work: the two shares make one grace.
+    embedded_grace = settings.shutdown_grace_seconds * (1 - REQUESTS_SHARE_OF_GRACE)
     background = (
-        build_background(settings, database, meli, clock=clock)
+        build_background(settings, database, meli, clock=clock, grace_seconds=embedded_grace)
         if runs_embedded_worker(settings, database)
         else None
     )

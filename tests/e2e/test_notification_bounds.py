@@ -33,7 +33,7 @@ FLOOD = 1500
 QUEUED = 1000
 GRACE_SECONDS = 3.0
 # Past the grace: the process closes its connections and exits.
-EXIT_MARGIN_SECONDS = 3.0
+EXIT_MARGIN_SECONDS = 2.0
 
 
 @pytest.fixture(scope="module")
