@@ -98,6 +98,10 @@ accounts = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # What Alephee's accounts show besides the name; the operator sets them (migration 0010).
+    Column("business_name", String(200), nullable=True),
+    Column("doc_type", String(32), nullable=True),
+    Column("doc_number", String(64), nullable=True),
 )
 
 api_keys = Table(
@@ -160,8 +164,11 @@ orders = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     # Mercado Libre's own order status (`paid`, `payment_required`, …) when synced from it.
     Column("marketplace_status", String(32), nullable=True),
+    # Mercado Libre's `date_closed` and shipment id, when known (migration 0010).
+    Column("date_closed", UtcDateTime(), nullable=True),
+    Column("shipping_id", BigInteger, nullable=True),
     UniqueConstraint("account_id", "external_order_id"),
-    Index(None, "account_id", "date_created"),
+    Index(None, "account_id", "date_created", "id"),  # paged by date, ties by id
     Index(None, "account_id", "status"),
 )
 
