@@ -4,6 +4,7 @@ processes (the installed command, as an operator runs it)."""
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,54 @@ def wait_until_healthy(process: subprocess.Popen[bytes], log: Path, url: str) ->
             pass
         time.sleep(0.1)
     pytest.fail(f"postventa serve did not become healthy at {url}:\n{log.read_text()}")
+
+
+@dataclass
+class Running:
+    """A postventa process and the file its output goes to."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def postventa_process(
+    command: list[str], directory: Path, *, admin_token: str, api_key_pepper: str, **settings: str
+) -> Iterator[Running]:
+    """A postventa command in a process of its own, POSTVENTA_<NAME> from `settings` (and nothing
+    from this process's POSTVENTA_ variables); killed if it is still running at the end."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
+    env.update(
+        POSTVENTA_ADMIN_TOKEN=admin_token,
+        POSTVENTA_API_KEY_PEPPER=api_key_pepper,
+        POSTVENTA_TOKEN_KEY_FILE=str(directory / "token.key"),
+        POSTVENTA_LOG_LEVEL="warning",
+        POSTVENTA_DATABASE_POOL_SIZE="4",
+    )
+    env.update({f"POSTVENTA_{name.upper()}": value for name, value in settings.items()})
+    log = directory / f"{command[0]}-{secrets.token_hex(3)}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(POSTVENTA), *command], env=env, cwd=directory, stdout=output, stderr=output
+        )
+    try:
+        yield Running(process, log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def served_process(
+    directory: Path, *, admin_token: str, api_key_pepper: str, **settings: str
+) -> Iterator[tuple[Running, str]]:
+    """`postventa serve` on a free port (`postventa_process`'s settings), once healthy: the process
+    and its URL."""
+    port = free_port()
+    command = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    keys = {"admin_token": admin_token, "api_key_pepper": api_key_pepper}
+    with postventa_process(command, directory, **keys, **settings) as running:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(running.process, running.log, url)
+        yield running, url

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import secrets
 import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -27,7 +25,7 @@ from tests.conftest import ADMIN_TOKEN, fresh_database_url
 from tests.e2e.conftest import EmulatorServer, Seller, World, wait_for
 from tests.e2e.test_inbound import inbound_texts, sent_order
 from tests.factories import PEPPER
-from tests.servers import POSTVENTA, free_port, wait_until_healthy
+from tests.servers import Running, postventa_process, served_process
 
 FLOOD = 1500
 QUEUED = 1000
@@ -43,48 +41,20 @@ def emulator() -> Iterator[EmulatorServer]:
         yield server
 
 
-@dataclass
-class Running:
-    """A postventa process and the file its output goes to."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
 @contextmanager
 def postventa(command: list[str], directory: Path, **settings: str) -> Iterator[Running]:
-    """A postventa command in a process of its own, POSTVENTA_<NAME> from `settings`; killed if it is
-    still running at the end."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
-    env.update(
-        POSTVENTA_ADMIN_TOKEN=ADMIN_TOKEN,
-        POSTVENTA_API_KEY_PEPPER=PEPPER,
-        POSTVENTA_TOKEN_KEY_FILE=str(directory / "token.key"),
-        POSTVENTA_LOG_LEVEL="warning",
-        POSTVENTA_DATABASE_POOL_SIZE="4",
-    )
-    env.update({f"POSTVENTA_{name.upper()}": value for name, value in settings.items()})
-    log = directory / f"{command[0]}-{secrets.token_hex(3)}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(POSTVENTA), *command], env=env, cwd=directory, stdout=output, stderr=output
-        )
-    try:
-        yield Running(process, log)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    """A postventa command with this test's admin token and pepper (tests.servers.postventa_process)."""
+    with postventa_process(
+        command, directory, admin_token=ADMIN_TOKEN, api_key_pepper=PEPPER, **settings
+    ) as running:
+        yield running
 
 
 @contextmanager
 def served(directory: Path, **settings: str) -> Iterator[tuple[Running, str]]:
-    """`postventa serve` on a free port, once healthy: the process and its URL."""
-    port = free_port()
-    with postventa(["serve", "--host", "127.0.0.1", "--port", str(port)], directory, **settings) as running:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(running.process, running.log, url)
-        yield running, url
+    """`postventa serve` with this test's admin token and pepper, once healthy: the process and URL."""
+    with served_process(directory, admin_token=ADMIN_TOKEN, api_key_pepper=PEPPER, **settings) as served:
+        yield served
 
 
 @asynccontextmanager

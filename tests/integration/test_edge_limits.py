@@ -6,9 +6,7 @@ a key that cannot succeed. Memory is read from the server's /proc entry while ea
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from postventa.store.engine import Database
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import PEPPER, Tenant, make_order, make_tenant
 from tests.integration.test_robustness import RawResponse, _read_response
-from tests.servers import POSTVENTA, free_port, wait_until_healthy
+from tests.servers import Running, served_process
 
 MIB = 1024 * 1024
 HEADER_TIMEOUT_SECONDS = 1.0
@@ -37,59 +35,47 @@ MEMORY_BOUND_BYTES = 48 * MIB
 
 @dataclass
 class Served:
-    """A `postventa serve` process: its pid (for /proc), port, and log."""
+    """A `postventa serve` process: its port, its log, and its memory and sockets from /proc."""
 
-    process: subprocess.Popen[bytes]
+    running: Running
     port: int
-    log: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def log(self) -> Path:
+        return self.running.log
+
     def resident_bytes(self) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.running.process.pid}/status").read_text()
         kilobytes = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         assert kilobytes is not None
         return int(kilobytes.group(1)) * 1024
-
-    def open_connections(self) -> int:
-        """Sockets the process holds open (its listening socket and database connections included)."""
-        fds = Path(f"/proc/{self.process.pid}/fd")
-        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
 
 
 @pytest.fixture(scope="module")
 def served(
     database_url: str, database: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    directory = tmp_path_factory.mktemp("edge")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
-    env.update(
-        POSTVENTA_DATABASE_URL=database_url,
-        POSTVENTA_ADMIN_TOKEN=ADMIN_TOKEN,
-        POSTVENTA_API_KEY_PEPPER=PEPPER,
-        POSTVENTA_EMBEDDED_WORKER="false",
-        POSTVENTA_MELI_API_URL="http://127.0.0.1:9",
-        POSTVENTA_TOKEN_KEY_FILE=str(directory / "token.key"),
-        POSTVENTA_LOG_LEVEL="info",
-        POSTVENTA_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT_SECONDS),
-        POSTVENTA_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_SECONDS),
-        POSTVENTA_KEEP_ALIVE_SECONDS=str(KEEP_ALIVE_SECONDS),
-        POSTVENTA_MAX_LARGE_BODIES="1",
-        POSTVENTA_LARGE_BODY_WAIT_SECONDS=str(LARGE_BODY_WAIT_SECONDS),
-    )
-    port = free_port()
-    log = directory / "serve.log"
-    with log.open("wb") as output:
-        command = [str(POSTVENTA), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        process = subprocess.Popen(command, env=env, cwd=directory, stdout=output, stderr=output)
-    try:
-        wait_until_healthy(process, log, f"http://127.0.0.1:{port}")
-        yield Served(process, port, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with served_process(
+        tmp_path_factory.mktemp("edge"),
+        admin_token=ADMIN_TOKEN,
+        api_key_pepper=PEPPER,
+        database_url=database_url,
+        embedded_worker="false",
+        meli_api_url="http://127.0.0.1:9",
+        log_level="info",
+        header_timeout_seconds=str(HEADER_TIMEOUT_SECONDS),
+        body_timeout_seconds=str(BODY_TIMEOUT_SECONDS),
+        keep_alive_seconds=str(KEEP_ALIVE_SECONDS),
+        max_large_bodies="1",
+        large_body_wait_seconds=str(LARGE_BODY_WAIT_SECONDS),
+    ) as (running, url):
+        yield Served(running, int(url.rsplit(":", 1)[1]))
+        running.process.terminate()
+        running.process.wait(timeout=30)
 
 
 @pytest.fixture
