@@ -219,7 +219,8 @@ def _with_real_ids(case: Any, world: World) -> None:
         order_id = next(world.send_orders) if case.method == "POST" else world.read_order_id
         attachment = case.path.endswith("/attachment")
         message_id = world.attachment_message_id if attachment else world.message_id
-        _replace(case.path_parameters, {"orderId": order_id, "messageId": message_id})
+        path_ids = {"orderId": order_id, "messageId": message_id, "accountId": tenant.account_id}
+        _replace(case.path_parameters, path_ids)
     credentials = {"API_KEY": tenant.api_key, "accountId": tenant.account_id}
     values = {**credentials, "orderId": (case.path_parameters or {}).get("orderId")}
     if "query" in negated:

@@ -1,11 +1,14 @@
 """Tenant isolation on every /v2 route the application has, found by enumerating its routes, so a
-new route cannot be forgotten: with key A and account B, 403; with account A and B's order or
-message, 404; and never a byte of B's data in the answer. (test_tenant_isolation.py holds the
+new route cannot be forgotten: with key A and account B (in the query, or in the path), 403; with
+account A and B's order or message, 404; and never a byte of B's data in the answer (its marker,
+its Mercado Libre seller). (test_tenant_isolation.py holds the
 finer cases: keys for two accounts, a third account, the order list's filters.)"""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +17,11 @@ import httpx2
 import pytest
 from fastapi.routing import iter_route_contexts
 
+from postventa.domain.sites import Site
+from postventa.store.links import MarketplaceLink, save_link
 from postventa.wiring import create_app
 from tests.conftest import make_settings
-from tests.factories import Tenant, buyer_replies, make_order, make_tenant
+from tests.factories import Tenant, buyer_replies, make_order, make_tenant, now
 from tests.integration.http_helpers import assert_refused
 
 # How to call each /v2 route: its extra parameters. A route missing here fails
@@ -29,8 +34,21 @@ CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v2/orders/{orderId}/messages/options"): {},
     ("GET", "/v2/orders/{orderId}/messages/{messageId}"): {},
     ("GET", "/v2/orders/{orderId}/messages/{messageId}/attachment"): {},
+    ("GET", "/v2/accounts"): {},
+    ("GET", "/v2/accounts/{accountId}/marketplaces"): {},
+    ("GET", "/v2/accounts/{accountId}/stores"): {},
+    ("GET", "/v2/products"): {},
 }
 ROUTES = sorted(CALLS)
+ACCOUNT_PATH_ROUTES = [route for route in ROUTES if "{accountId}" in route[1]]
+# Routes whose answer to the owner holds nothing of the fixtures' markers (A is not linked to
+# Mercado Libre, and postventa holds no stores or products): the owner gets a 200 without B's data.
+WITHOUT_MARKER = {
+    ("GET", "/v2/orders/{orderId}/messages/options"),
+    ("GET", "/v2/accounts/{accountId}/marketplaces"),
+    ("GET", "/v2/accounts/{accountId}/stores"),
+    ("GET", "/v2/products"),
+}
 ORDER_ROUTES = [route for route in ROUTES if "{orderId}" in route[1]]
 MESSAGE_ROUTES = [route for route in ROUTES if "{messageId}" in route[1]]
 
@@ -41,20 +59,43 @@ def route_ids(routes: list[tuple[str, str]]) -> list[str]:
 
 @dataclass
 class Seller:
-    """A tenant whose order, conversation and attachment carry a marker no other tenant has."""
+    """A tenant whose account name, order, conversation and attachment carry a marker no other tenant
+    has; with a Mercado Libre seller when linked."""
 
     tenant: Tenant
     marker: str
     order_id: int
     message_id: int  # the message with the attachment
+    seller_id: int | None = None
 
     def url(self, path: str, *, order_id: int | None = None, message_id: int | None = None) -> str:
-        return path.format(orderId=order_id or self.order_id, messageId=message_id or self.message_id)
+        return path.format(
+            orderId=order_id or self.order_id,
+            messageId=message_id or self.message_id,
+            accountId=self.tenant.account_id,
+        )
+
+
+async def link_seller(database, seller: Seller) -> None:
+    """Link the seller's account to a Mercado Libre seller of its own (after its sends)."""
+    seller.seller_id = secrets.randbelow(10**14) + 10**14
+    link = MarketplaceLink(
+        seller.tenant.account_id,
+        seller.seller_id,
+        Site.MLA,
+        "app",
+        "secret",
+        "refresh",
+        "access",
+        now() + dt.timedelta(hours=5),
+    )
+    async with database.transaction(write=True) as connection:
+        await save_link(connection, link, now(), database.token_cipher)
 
 
 async def make_seller(client: httpx2.AsyncClient, database, name: str) -> Seller:
-    tenant = await make_tenant(database, name=name)
     marker = f"{name}-{uuid.uuid4().hex[:12]}"
+    tenant = await make_tenant(database, name=marker)
     buyer = {"Code": marker, "Nickname": marker, "Name": marker}
     order_id = await make_order(database, tenant, ExternalOrderId=marker, Buyer=buyer)
     sends = f"/v2/orders/{order_id}/messages"
@@ -77,7 +118,9 @@ async def make_seller(client: httpx2.AsyncClient, database, name: str) -> Seller
 
 @pytest.fixture
 async def sellers(client, database) -> tuple[Seller, Seller]:
-    return await make_seller(client, database, "A"), await make_seller(client, database, "B")
+    a, b = await make_seller(client, database, "A"), await make_seller(client, database, "B")
+    await link_seller(database, b)  # B's seller must not show to A (A stays unlinked: its sends ask no caps)
+    return a, b
 
 
 async def call(client, route: tuple[str, str], url: str, params: dict[str, Any], **options: Any):
@@ -92,6 +135,8 @@ async def stored_ids(client, seller: Seller) -> list[int]:
 
 def assert_nothing_of(seller: Seller, response: httpx2.Response) -> None:
     assert seller.marker.encode() not in response.content, response.text[:300]
+    if seller.seller_id is not None:
+        assert str(seller.seller_id).encode() not in response.content, response.text[:300]
 
 
 async def test_every_v2_route_is_known(database_url, database):
@@ -117,7 +162,9 @@ async def test_own_key_with_another_account_is_403(client, sellers, route):
     in_header = {"accountId": b.tenant.account_id}
     headers = {"X-API-Key": a.tenant.api_key}
 
-    for url in (a.url(route[1]), b.url(route[1])):
+    # An account in the path is the account asked for: B's (A's path with B in the query is a conflict).
+    urls = [b.url(route[1])] if route in ACCOUNT_PATH_ROUTES else [a.url(route[1]), b.url(route[1])]
+    for url in urls:
         for response in (
             await call(client, route, url, params),
             await call(client, route, url, in_header, headers=headers),
@@ -160,6 +207,6 @@ async def test_the_owner_gets_an_answer_without_the_other_tenants_data(client, s
         assert_refused(response, 409, "awaiting_buyer_reply")
         return
     assert response.status_code == 200, response.text
-    if route[1] != "/v2/orders/{orderId}/messages/options":
+    if route not in WITHOUT_MARKER:
         assert a.marker.encode() in response.content
     assert_nothing_of(b, response)

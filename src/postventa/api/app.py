@@ -19,7 +19,7 @@ from postventa.api.errors import install_error_handlers
 from postventa.api.intake import BodyIntake
 from postventa.api.metrics import router as observability_router
 from postventa.api.ratelimit import RateLimiter
-from postventa.api.routes import admin, messages, orders, webhooks
+from postventa.api.routes import accounts, admin, messages, orders, webhooks
 from postventa.api.security import serves_https
 from postventa.config import Settings
 from postventa.meli.client import MeliClient
@@ -91,6 +91,7 @@ def build_app(
     install_error_handlers(app)
     app.include_router(messages.router)
     app.include_router(orders.router)
+    app.include_router(accounts.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(observability_router)  # /metrics, /readyz

@@ -1,4 +1,5 @@
-"""Checks 1–4 for every public endpoint: key, account, association, rate limit."""
+"""Checks 1–4 for every public endpoint: key, account, association, rate limit (1 and 4, and 2–3 when an
+account is given, for the reads of the key itself)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,33 @@ async def authorize_request(
         # Checks 2 and 3 come before the count, but the key is known: say where it stands.
         request.state.response_headers = await _standing(context, grant, endpoint_class)
         raise
+    await _count(request, context, grant, endpoint_class)
+    return account_id
+
+
+async def authorize_key(
+    request: Request, context: Context, parameters: Parameters, endpoint_class: str
+) -> ApiKeyGrant:
+    """What the key opens, for a read of the key itself (GET /v2/accounts): checks 1 and 4.
+
+    No account is needed; one that is given (Alephee's clients send `accountId` everywhere) must
+    still pass checks 2 and 3, as on every other endpoint. The rate-limit headers go on the
+    response as for `authorize_request`.
+    """
+    async with context.database.transaction() as connection:
+        grant = await authenticate(connection, parameters.text(API_KEY), context.settings.api_key_pepper)
+    if parameters.has(ACCOUNT_ID):
+        try:
+            authorize_account(grant, parameters.raw(ACCOUNT_ID))
+        except PostventaError:
+            request.state.response_headers = await _standing(context, grant, endpoint_class)
+            raise
+    await _count(request, context, grant, endpoint_class)
+    return grant
+
+
+async def _count(request: Request, context: Context, grant: ApiKeyGrant, endpoint_class: str) -> None:
+    """Check 4: count the request against the key's limit; 429 when it is over."""
     state = await context.rate_limiter.hit(grant.prefix, endpoint_class, grant.rate_limits)
     request.state.rate_limit = state  # its headers go on the response, whatever it is
     if not state.allowed:
@@ -49,7 +77,6 @@ async def authorize_request(
             "rate_limited",
             f"Too many requests for this API key; retry in {state.retry_after_seconds} seconds.",
         )
-    return account_id
 
 
 async def check_key_before_body(

@@ -205,6 +205,16 @@ _CREDENTIALS = [
 
 READ_QUERY: dict[str, Any] = {"parameters": _CREDENTIALS}
 
+KEY_QUERY: dict[str, Any] = {"parameters": _CREDENTIALS[:1]}  # the account is in the path
+
+PRODUCTS_QUERY: dict[str, Any] = {
+    "parameters": [
+        *_CREDENTIALS,
+        _query("limit", "Page size, 1 to 1000 (default 100).", schema_type="integer", bounds=(1, 1000)),
+        _query("offset", "Products to skip (default 0).", schema_type="integer", bounds=(0, 2**62)),
+    ]
+}
+
 ORDERS_QUERY: dict[str, Any] = {
     "parameters": [
         *_CREDENTIALS,

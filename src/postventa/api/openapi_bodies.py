@@ -125,6 +125,55 @@ _OPTION = _object(
 
 _SORT = _object({"Id": _TEXT, "Name": _TEXT})
 
+_ACCOUNT_EXTRAS = {
+    "BusinessName": nullable(_TEXT),
+    "DocType": nullable(_TEXT),
+    "DocNumber": nullable(_TEXT),
+}
+
+
+def _whole_list(item: dict[str, Any], description: str) -> dict[str, Any]:
+    """Alephee's envelope holding every record: Paging from offset 0 with Limit = Total."""
+    paging = _object({"Limit": _INT, "Offset": _INT, "Total": _INT})
+    return _object(
+        {"Paging": paging, "Total": _INT, "Results": {"type": "array", "items": item}}, description
+    )
+
+
+# Issue 17: what Alephee's clients read besides orders (api/render_accounts.py).
+_ALEPHEE_LISTS: dict[str, dict[str, Any]] = {
+    "AccountsList": _whole_list(
+        _object({"Id": ID, "Name": _TEXT, **_ACCOUNT_EXTRAS}),
+        "The accounts the API key opens, all in one answer (Alephee's envelope).",
+    ),
+    "MarketplacesList": _whole_list(
+        _object(
+            {
+                "Id": {**_INT, "description": "1 Mercado Libre, as its orders' MarketPlace.Key."},
+                "Name": _TEXT,
+                "SiteId": _TEXT,
+                "SellerId": ID,
+                "LinkStatus": {"type": "string", "enum": ["active", "needs_relink"]},
+            }
+        ),
+        "The account's marketplace links; none when it is not linked.",
+    ),
+    "StoresList": _whole_list(
+        {"type": "object", "description": "Alephee's store (postventa holds none)."},
+        "The account's stores: always none.",
+    ),
+    "ProductsPage": _object(
+        {
+            "Paging": _object({"Limit": _INT, "Offset": _INT, "Total": _INT}),
+            "SortBy": {"type": "null"},
+            "AvailableSorts": {"type": "array", "maxItems": 0},
+            "Total": _INT,
+            "Results": {"type": "array", "maxItems": 0},
+        },
+        "Alephee's products envelope, always empty: postventa holds no catalogue.",
+    ),
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Order": _ORDER,
     "OrdersPage": _object(
@@ -155,6 +204,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         {
             "Id": ID,
             "Name": _TEXT,
+            **_ACCOUNT_EXTRAS,
             "MercadoLibre": nullable(
                 _object(
                     {
@@ -188,4 +238,5 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "MercadoLibreLink": _object({"AccountId": ID, "Linked": {"type": "boolean"}}),
     "MercadoLibreSync": _object({"Imported": {"type": "integer", "minimum": 0}}),
     "NotificationAnswer": _object({"Status": _INT, "Accepted": {"type": "boolean"}}),
+    **_ALEPHEE_LISTS,
 }

@@ -112,6 +112,9 @@ def account_json(detail: AccountDetail) -> dict[str, Any]:
     return {
         "Id": detail.account.id,
         "Name": detail.account.name,
+        "BusinessName": detail.account.business_name,
+        "DocType": detail.account.doc_type,
+        "DocNumber": detail.account.doc_number,
         "MercadoLibre": {
             "SellerId": link.seller_id,
             "SiteId": link.site.value,

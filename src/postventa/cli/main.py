@@ -150,6 +150,34 @@ def accounts_show(account_id: Annotated[int, typer.Argument(help="The account's 
     emit(account_json(detail))
 
 
+@accounts_app.command("update")
+def accounts_update(
+    account_id: Annotated[int, typer.Argument(help="The account's id.")],
+    name: Annotated[str | None, typer.Option("--name", help="The account's name.")] = None,
+    business_name: Annotated[
+        str | None, typer.Option("--business-name", help="Its business name; '' clears it.")
+    ] = None,
+    doc_type: Annotated[
+        str | None, typer.Option("--doc-type", help="Its document type (e.g. CUIT); '' clears it.")
+    ] = None,
+    doc_number: Annotated[
+        str | None, typer.Option("--doc-number", help="Its document number; '' clears it.")
+    ] = None,
+) -> None:
+    """Change an account's name, business name or document (what GET /v2/accounts shows); prints it."""
+    from postventa.api.render import account_json
+
+    given = {"name": name, "business_name": business_name, "doc_type": doc_type, "doc_number": doc_number}
+    # An empty text clears an optional field (the admin API's null); an empty name is refused.
+    changes = {
+        field: (value if value.strip() or field == "name" else None)
+        for field, value in given.items()
+        if value is not None
+    }
+    detail = in_transaction(lambda connection: admin.update_account(connection, account_id, changes))
+    emit(account_json(detail))
+
+
 RateLimitsText = Annotated[
     str | None, typer.Option(help="The key's own limits, e.g. send=10/minute,read=100/minute.")
 ]

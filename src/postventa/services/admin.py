@@ -57,6 +57,38 @@ async def list_accounts(connection: AsyncConnection) -> list[account_store.Accou
     return await account_store.list_accounts(connection)
 
 
+# The most each field may hold (store/tables.py); Name is required, the others may be cleared (None).
+ACCOUNT_FIELD_LIMITS = {"name": 200, "business_name": 200, "doc_type": 32, "doc_number": 64}
+
+
+async def update_account(
+    connection: AsyncConnection, account_id: int, changes: dict[str, str | None]
+) -> AccountDetail:
+    """Change an account's Name, BusinessName, DocType or DocNumber (keys of ACCOUNT_FIELD_LIMITS);
+    None clears one of the last three. Text is trimmed; an empty text is refused (None clears)."""
+    if not changes:
+        raise invalid("invalid_body", "Give at least one of Name, BusinessName, DocType, DocNumber.")
+    checked = {field: _account_text(field, value) for field, value in changes.items()}
+    if not await account_store.update_account(connection, account_id, checked):
+        raise not_found("account_not_found", f"No account {account_id}.")
+    return await account_detail(connection, account_id)
+
+
+def _account_text(field: str, value: str | None) -> str | None:
+    shown = account_store.ACCOUNT_FIELDS[field]
+    if value is None:
+        if field == "name":
+            raise invalid("invalid_body", "Name: an account's name cannot be null.")
+        return None
+    value = value.strip()
+    limit = ACCOUNT_FIELD_LIMITS[field]
+    if not value or len(value) > limit:
+        clear = "" if field == "name" else " (null clears it)"
+        raise invalid("invalid_body", f"{shown}: from 1 to {limit} characters{clear}.")
+    refuse_unprintable(value, parameter=shown)
+    return value
+
+
 async def account_detail(connection: AsyncConnection, account_id: int) -> AccountDetail:
     """One account and its link's seller and status (whether it needs relinking); no secrets."""
     account = await account_store.get_account(connection, account_id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.store.prepared import Prepared
@@ -14,10 +15,22 @@ from postventa.store.tables import accounts, api_key_accounts, api_keys
 
 @dataclass(frozen=True)
 class Account:
-    """A seller account."""
+    """A seller account, and what Alephee's accounts show besides its name (None when not set)."""
 
     id: int
     name: str
+    business_name: str | None = None
+    doc_type: str | None = None
+    doc_number: str | None = None
+
+
+# What an operator may change of an account: column → Alephee's field name (admin API, CLI).
+ACCOUNT_FIELDS = {
+    "name": "Name",
+    "business_name": "BusinessName",
+    "doc_type": "DocType",
+    "doc_number": "DocNumber",
+}
 
 
 @dataclass(frozen=True)
@@ -54,16 +67,42 @@ async def existing_account_ids(connection: AsyncConnection, account_ids: set[int
     return set(rows.scalars())
 
 
+def _account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        name=row.name,
+        business_name=row.business_name,
+        doc_type=row.doc_type,
+        doc_number=row.doc_number,
+    )
+
+
 async def get_account(connection: AsyncConnection, account_id: int) -> Account | None:
     """One account, or None."""
     row = (await connection.execute(select(accounts).where(accounts.c.id == account_id))).first()
-    return Account(id=row.id, name=row.name) if row else None
+    return _account(row) if row else None
 
 
-async def list_accounts(connection: AsyncConnection) -> list[Account]:
-    """Every account, oldest first."""
-    rows = await connection.execute(select(accounts).order_by(accounts.c.id))
-    return [Account(id=row.id, name=row.name) for row in rows]
+async def list_accounts(
+    connection: AsyncConnection, account_ids: frozenset[int] | None = None
+) -> list[Account]:
+    """Every account (or those of `account_ids`), oldest first."""
+    query = select(accounts).order_by(accounts.c.id)
+    if account_ids is not None:
+        query = query.where(accounts.c.id.in_(sorted(account_ids)))
+    rows = await connection.execute(query)
+    return [_account(row) for row in rows]
+
+
+async def update_account(
+    connection: AsyncConnection, account_id: int, changes: dict[str, str | None]
+) -> bool:
+    """Set the given fields (keys of ACCOUNT_FIELDS; None clears an optional one); False: no account."""
+    unknown = changes.keys() - ACCOUNT_FIELDS.keys()
+    if unknown:
+        raise ValueError(f"not account fields: {sorted(unknown)}")
+    result = await connection.execute(update(accounts).where(accounts.c.id == account_id).values(**changes))
+    return bool(result.rowcount)
 
 
 async def create_api_key(

@@ -47,6 +47,24 @@ class AccountIn(BaseModel):
     Name: Annotated[str, Field(min_length=1, max_length=200)]
 
 
+class AccountUpdateIn(BaseModel):
+    """Any of the four; null clears BusinessName, DocType or DocNumber (Name cannot be cleared)."""
+
+    model_config = ConfigDict(extra="forbid")
+    Name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    BusinessName: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    DocType: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    DocNumber: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+_ACCOUNT_COLUMNS = {
+    "Name": "name",
+    "BusinessName": "business_name",
+    "DocType": "doc_type",
+    "DocNumber": "doc_number",
+}
+
+
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     AccountIds: Annotated[list[Annotated[int, Field(gt=0, lt=2**63)]], Field(min_length=1, max_length=1000)]
@@ -124,6 +142,22 @@ async def get_account(accountId: str, context: Admin) -> Response:
     account_id = path_id(accountId, "accountId", "account_id_invalid")
     async with context.database.transaction() as connection:
         detail = await admin.account_detail(connection, account_id)
+    return JSONResponse(account_json(detail))
+
+
+@router.patch(
+    "/accounts/{accountId}",
+    responses=openapi.admin_responses(200, "The account now.", ref("AccountDetail")),
+    openapi_extra=_body_schema(AccountUpdateIn),
+)
+async def update_account(accountId: str, request: Request, context: Admin) -> Response:
+    """Change the account's Name, BusinessName, DocType or DocNumber (what GET /v2/accounts shows);
+    the fields left out stay as they are, and null clears one of the last three."""
+    account_id = path_id(accountId, "accountId", "account_id_invalid")
+    body = await _validated(request, AccountUpdateIn)
+    changes = {_ACCOUNT_COLUMNS[field]: getattr(body, field) for field in body.model_fields_set}
+    async with context.database.transaction(write=True) as connection:
+        detail = await admin.update_account(connection, account_id, changes)
     return JSONResponse(account_json(detail))
 
 
