@@ -277,7 +277,7 @@ async def test_reads_show_source_author_and_read_time(client, database):
     ]
     shown = [(m["Direction"], m["Status"], m["Source"], m["Author"], m["ReadAt"]) for m in listed]
     assert shown == [
-        ("outbound", "pending_moderation", "postventa", "seller", "2026-12-04T12:00:00.000Z"),
+        ("outbound", "pending_moderation", "postventa", "seller", "2026-12-04T12:00:00Z"),
         ("inbound", "received", "marketplace", "agent", None),
         ("outbound", "sent", "marketplace", "seller", None),
     ]
@@ -285,7 +285,7 @@ async def test_reads_show_source_author_and_read_time(client, database):
     assert (one["Source"], one["Author"], one["ReadAt"], one["Status"]) == (
         "postventa",
         "seller",
-        "2026-12-04T12:00:00.000Z",
+        "2026-12-04T12:00:00Z",
         "pending_moderation",
     )
     # The seller-center message is the seller's last word: the conversation waits for the buyer.

@@ -3,8 +3,11 @@ send options, which must predict exactly what a send of each reason answers."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -165,7 +168,7 @@ async def test_extreme_filter_values_are_200_or_400(client, database, params, st
 
 
 async def test_one_order_has_every_field(client, database):
-    tenant = await make_tenant(database)
+    tenant = await make_tenant(database, name="Tienda Norte")
     pack = 5_000_000_000_000 + tenant.account_id
     delivery = window(2, site_zone="America/Sao_Paulo")
     order_id = await make_order(
@@ -177,25 +180,48 @@ async def test_one_order_has_every_field(client, database):
         Status=20,
         LogisticType="self_service",
         EstimatedDelivery=delivery,
+        ExternalShippingId=44_000_000_001,
         Buyer={"Code": 123456, "Nickname": "COMPRADOR1", "Name": "João Silva"},
-        DateCreated="2024-05-01T13:45:00Z",
+        DateCreated="2024-05-01T13:45:00.250Z",
+        DateClosed="2024-05-01T10:46:07.9-03:00",
     )
 
     response = await client.get(f"/v2/orders/{order_id}", params=tenant.credentials())
 
     assert response.status_code == 200
     assert_rate_limit_headers(response)
-    assert response.json() == {
+    order = response.json()
+    last_updated = order.pop("LastUpdated")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", last_updated)
+    marketplace = {"Key": 1, "Value": "MercadoLibre", "Channel": None}
+    day_start = dt.datetime.combine(
+        dt.date.fromisoformat(delivery["Date"]), dt.time(), tzinfo=ZoneInfo("America/Sao_Paulo")
+    )
+    assert order == {
         "Id": order_id,
         "ExternalOrderId": f"2000001234-{tenant.account_id}",
-        "PackId": pack,
-        "Marketplace": {"Key": 1, "Value": "MercadoLibre"},
+        "PackId": str(pack),
+        "SellerAccount": {
+            "Id": tenant.account_id,
+            "OwnCode": None,
+            "Name": "Tienda Norte",
+            "BusinessName": None,
+        },
+        "MarketPlace": marketplace,
+        "Marketplace": marketplace,
         "SiteId": "MLB",
         "Status": {"Key": 20, "Value": "Shipped"},
         "StatusType": {"Key": 1, "Value": "Pending"},
-        "Shipping": {"LogisticType": {"Key": 6, "Value": "flex"}, "EstimatedDelivery": delivery},
-        "Buyer": {"Code": "123456", "Nickname": "COMPRADOR1", "Name": "João Silva"},
-        "DateCreated": "2024-05-01T13:45:00.000Z",
+        "IsCancelled": False,
+        "Shipping": {
+            "ExternalShippingId": 44_000_000_001,
+            "LogisticType": {"Key": 6, "Value": "flex"},
+            "EstimatedDeliveryDate": day_start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "EstimatedDelivery": delivery,
+        },
+        "Buyer": {"Code": 123456, "Owncode": None, "Nickname": "COMPRADOR1", "Name": "João Silva"},
+        "DateCreated": "2024-05-01T13:45:00Z",
+        "DateClosed": "2024-05-01T13:46:07Z",
     }
     listed = (await orders(client, tenant))["Results"]
     assert listed == [response.json()]
@@ -239,14 +265,30 @@ async def test_status_types_marketplace_and_defaults(client, database):
         order_id = await make_order(database, tenant, Status=status)
         order = (await client.get(f"/v2/orders/{order_id}", params=tenant.credentials())).json()
         assert (order["Status"]["Key"], order["StatusType"]) == (status, {"Key": key, "Value": value})
+        assert order["IsCancelled"] is (key == 99)
 
-    amazon = await make_order(database, tenant, Marketplace="Amazon", SiteId=None)
+    amazon = await make_order(
+        database,
+        tenant,
+        Marketplace="Amazon",
+        SiteId=None,
+        Buyer={"Code": "AMZ-77"},
+        EstimatedDelivery=window(1),
+    )
     order = (await client.get(f"/v2/orders/{amazon}", params=tenant.credentials())).json()
-    assert (order["Marketplace"], order["SiteId"]) == ({"Key": 0, "Value": "Amazon"}, None)
+    amazon_marketplace = {"Key": 0, "Value": "Amazon", "Channel": None}
+    assert (order["MarketPlace"], order["Marketplace"], order["SiteId"]) == (
+        amazon_marketplace,
+        amazon_marketplace,
+        None,
+    )
+    assert order["Buyer"]["Code"] is None  # not a numeric marketplace id: Alephee's Code is an integer
+    assert order["Shipping"]["EstimatedDeliveryDate"] is None  # a local day, and no site to place it
     plain = await make_order(database, tenant)
     order = (await client.get(f"/v2/orders/{plain}", params=tenant.credentials())).json()
     assert (order["PackId"], order["Shipping"]["EstimatedDelivery"]) == (None, None)
-    assert order["Buyer"] == {"Code": None, "Nickname": None, "Name": None}
+    assert order["Buyer"] == {"Code": None, "Owncode": None, "Nickname": None, "Name": None}
+    assert (order["DateClosed"], order["Shipping"]["ExternalShippingId"]) == (None, None)
     assert order["DateCreated"].endswith("Z")
 
 

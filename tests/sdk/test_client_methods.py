@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from postventa_sdk import (
     AttachmentInfo,
     Conversation,
     DownloadedFile,
+    KeyValue,
     Message,
     Order,
     Reason,
@@ -91,6 +94,10 @@ async def test_order(sdk, database, tenant):
         LogisticType="flex",
         Buyer={"Code": "123", "Nickname": "COMPRADOR"},
         EstimatedDelivery=window(1),
+        PackId=2_000_000_555,
+        ExternalShippingId=43_000_000_555,
+        DateCreated="2024-05-01T12:00:00.750Z",
+        DateClosed="2024-05-01T12:03:00Z",
     )
 
     order = await call(sdk.order(order_id))
@@ -104,6 +111,41 @@ async def test_order(sdk, database, tenant):
     assert (order.buyer.code, order.buyer.nickname) == ("123", "COMPRADOR")
     assert order.estimated_delivery is not None
     assert (order.estimated_delivery.from_hour, order.estimated_delivery.to_hour) == (9, 18)
+    # Alephee's shape (a string PackId, an integer Buyer.Code) read into the SDK's own types.
+    assert (order.pack_id, order.shipping_id, order.is_cancelled) == (2_000_000_555, 43_000_000_555, False)
+    assert order.date_created == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    assert order.date_closed == dt.datetime(2024, 5, 1, 12, 3, tzinfo=dt.UTC)
+    assert order.last_updated is not None
+    assert order.estimated_delivery_date is not None
+    assert (
+        order.estimated_delivery_date.astimezone(ZoneInfo("America/Argentina/Buenos_Aires")).time()
+        == dt.time()
+    )
+
+
+def test_an_order_of_a_server_before_alephees_shape_still_reads():
+    order = Order.from_json(
+        {
+            "Id": 7,
+            "ExternalOrderId": "EXT-7",
+            "PackId": 2000000555,
+            "Marketplace": {"Key": 1, "Value": "MercadoLibre"},
+            "SiteId": "MLA",
+            "Status": {"Key": 10, "Value": "Ready to ship"},
+            "StatusType": {"Key": 1, "Value": "Pending"},
+            "Shipping": {"LogisticType": None, "EstimatedDelivery": None},
+            "Buyer": {"Code": "123", "Nickname": None, "Name": None},
+            "DateCreated": "2024-05-01T12:00:00.000Z",
+        }
+    )
+
+    assert (order.pack_id, order.marketplace, order.buyer.code) == (
+        2000000555,
+        KeyValue(1, "MercadoLibre"),
+        "123",
+    )
+    assert order.date_created == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    assert (order.date_closed, order.shipping_id, order.is_cancelled) == (None, None, False)
 
 
 async def test_orders_follows_the_paging(sdk, database, tenant):

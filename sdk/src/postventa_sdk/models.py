@@ -17,7 +17,8 @@ Json = Mapping[str, Any]
 
 
 def parse_time(value: object) -> dt.datetime | None:
-    """An ISO 8601 timestamp (`2026-01-31T12:00:00.000Z`) as an aware datetime; None when absent."""
+    """An ISO 8601 timestamp (`2026-01-31T12:00:00Z`; older servers wrote `…:00.000Z`) as an aware
+    datetime; None when absent."""
     if not isinstance(value, str) or not value:
         return None
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -221,7 +222,7 @@ class DeliveryWindow:
 
 @dataclass(frozen=True)
 class Order:
-    """An order of the account (`GET /v2/orders/{orderId}`)."""
+    """An order of the account (`GET /v2/orders/{orderId}`), read from Alephee's field names."""
 
     id: int
     external_order_id: str
@@ -234,18 +235,25 @@ class Order:
     estimated_delivery: DeliveryWindow | None
     buyer: Buyer
     date_created: dt.datetime | None
+    date_closed: dt.datetime | None = None
+    last_updated: dt.datetime | None = None
+    is_cancelled: bool = False
+    shipping_id: int | None = None  # Mercado Libre's shipment (`Shipping.ExternalShippingId`)
+    estimated_delivery_date: dt.datetime | None = None  # the promised day's start, site's clock
 
     @classmethod
     def from_json(cls, data: Json) -> Order:
-        """One order as the contract renders it."""
+        """One order as the contract renders it (servers before issue 17 too: `Marketplace`, an
+        integer `PackId`, a text `Buyer.Code`)."""
         shipping = data.get("Shipping") or {}
         window = shipping.get("EstimatedDelivery")
         buyer = data.get("Buyer") or {}
+        code = buyer.get("Code")
         return cls(
             id=int(data["Id"]),
             external_order_id=str(data["ExternalOrderId"]),
-            pack_id=data.get("PackId"),
-            marketplace=KeyValue.from_json(data.get("Marketplace")),
+            pack_id=_optional_int(data.get("PackId")),
+            marketplace=KeyValue.from_json(data.get("MarketPlace") or data.get("Marketplace")),
             site_id=data.get("SiteId"),
             status=KeyValue.from_json(data.get("Status")),
             status_type=KeyValue.from_json(data.get("StatusType")),
@@ -255,9 +263,27 @@ class Order:
                 if isinstance(window, Mapping)
                 else None
             ),
-            buyer=Buyer(code=buyer.get("Code"), nickname=buyer.get("Nickname"), name=buyer.get("Name")),
+            buyer=Buyer(
+                code=str(code) if code is not None else None,
+                nickname=buyer.get("Nickname"),
+                name=buyer.get("Name"),
+            ),
             date_created=parse_time(data.get("DateCreated")),
+            date_closed=parse_time(data.get("DateClosed")),
+            last_updated=parse_time(data.get("LastUpdated")),
+            is_cancelled=data.get("IsCancelled") is True,
+            shipping_id=_optional_int(shipping.get("ExternalShippingId")),
+            estimated_delivery_date=parse_time(shipping.get("EstimatedDeliveryDate")),
         )
+
+
+def _optional_int(value: object) -> int | None:
+    """An id the server writes as a number or as its digits (Alephee's `PackId` is a string)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True)

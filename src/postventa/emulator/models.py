@@ -30,6 +30,8 @@ ORDER_STATUSES = frozenset(
         "invalid",
     }
 )
+# A sale closes when it is paid; later statuses keep the date it closed (`date_closed`).
+CLOSING_STATUSES = frozenset({"paid", "partially_refunded"})
 PAYMENT_PENDING_STATUSES = frozenset({"payment_required", "payment_in_process", "partially_paid"})
 SHIPMENT_STATUSES = frozenset(
     {"pending", "handling", "ready_to_ship", "shipped", "delivered", "not_delivered", "cancelled"}
@@ -111,6 +113,13 @@ class Order:
     status: str
     date_created: dt.datetime
     last_updated: dt.datetime
+    date_closed: dt.datetime | None = None  # when it was first paid (Mercado Libre's `date_closed`)
+
+    def record_status(self, status: str, now: dt.datetime) -> None:
+        """The order's new status; the first time it is paid, the sale closes then."""
+        self.status = status
+        if status in CLOSING_STATUSES and self.date_closed is None:
+            self.date_closed = now
 
     @property
     def conversation_key(self) -> int:

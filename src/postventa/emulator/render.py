@@ -43,6 +43,7 @@ def order_json(order: Order, shipment: Shipment) -> JSONDict:
         "status_detail": None,
         "date_created": iso_local(order.date_created, order.site_id),
         "last_updated": iso_local(order.last_updated, order.site_id),
+        "date_closed": iso_local(order.date_closed, order.site_id) if order.date_closed else None,
         "buyer": {"id": order.buyer.id, "nickname": order.buyer.nickname},
         "seller": {"id": order.seller_id},
         "shipping": {"id": shipment.id},

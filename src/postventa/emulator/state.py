@@ -102,6 +102,7 @@ class EmulatorState:
         order = Order(
             self._fresh_order_id(), seller.id, buyer, seller.site_id, None, shipment.id, new.status, now, now
         )
+        order.record_status(new.status, now)
         if new.pack_id is not None:
             pack = pack or self._new_pack(new.pack_id, order, shipment)
             pack.order_ids.append(order.id)
@@ -112,11 +113,12 @@ class EmulatorState:
 
     def change_order(self, order: Order, status: str | None, shipment_status: str | None) -> None:
         """Apply a control-API change of order or shipment status."""
+        now = utc_now()
         if status is not None:
-            order.status = status
+            order.record_status(status, now)
         if shipment_status is not None:
             self.shipments[order.shipment_id].status = shipment_status
-        order.last_updated = utc_now()
+        order.last_updated = now
 
     def find_conversation(self, key: int) -> Conversation | None:
         """The conversation of a pack id, or of an order id when that order has no pack."""

@@ -92,6 +92,7 @@ class MeliOrder:
     buyer_nickname: str | None
     shipment_id: int | None
     date_created: dt.datetime | None
+    date_closed: dt.datetime | None = None  # when the sale was closed (paid); null until then
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def parse_order(data: dict[str, Any]) -> MeliOrder:
         buyer_nickname=buyer.get("nickname"),
         shipment_id=_int(_dict(data.get("shipping")).get("id")),
         date_created=parse_time(data.get("date_created")),
+        date_closed=parse_time(data.get("date_closed")),
     )
 
 

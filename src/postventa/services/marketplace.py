@@ -278,6 +278,8 @@ async def _order_data(meli: MeliClient, session: Session, order: MeliOrder) -> O
         date_created=order.date_created or dt.datetime.now(dt.UTC),
         delivery_window=window,
         marketplace_status=order.status or None,
+        date_closed=order.date_closed,
+        shipping_id=order.shipment_id,
     )
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from postventa.domain.errors import PostventaError, invalid
 from postventa.domain.orders import MERCADOLIBRE, ORDER_STATUS_LABELS, DeliveryWindow, LogisticType
@@ -51,13 +59,15 @@ class OrderIn(_Strict):
     LogisticType: int | str | None = None
     Buyer: BuyerIn | None = None
     DateCreated: dt.datetime | None = None
+    DateClosed: dt.datetime | None = None  # when the sale was closed (Mercado Libre's `date_closed`)
+    ExternalShippingId: Annotated[int, Field(gt=0, lt=2**63)] | None = None  # Mercado Libre's shipment
     EstimatedDelivery: EstimatedDeliveryIn | None = None
 
-    @field_validator("DateCreated")
+    @field_validator("DateCreated", "DateClosed")
     @classmethod
-    def _plausible_date(cls, value: dt.datetime | None) -> dt.datetime | None:
+    def _plausible_date(cls, value: dt.datetime | None, info: ValidationInfo) -> dt.datetime | None:
         if value is not None and not 1970 <= value.year <= 9998:
-            raise ValueError("DateCreated must be between 1970 and 9998")
+            raise ValueError(f"{info.field_name} must be between 1970 and 9998")
         return value
 
     @field_validator("SiteId")
@@ -106,11 +116,18 @@ class OrderIn(_Strict):
                 nickname=buyer.Nickname,
                 name=buyer.Name,
             ),
-            date_created=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
+            date_created=_utc(created),
+            date_closed=_utc(self.DateClosed) if self.DateClosed else None,
+            shipping_id=self.ExternalShippingId,
             delivery_window=DeliveryWindow(delivery.Date, delivery.FromHour, delivery.ToHour)
             if delivery
             else None,
         )
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """A time without a zone is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class OrdersIn(_Strict):

@@ -14,6 +14,7 @@ from postventa.domain.reasons import Reason, TextMode
 from postventa.domain.sending import send_refusal, text_to_send
 from postventa.services.messaging import find_order
 from postventa.store import messages as message_store
+from postventa.store.accounts import Account, get_account
 from postventa.store.orders import Order, OrderFilter, last_conversation_status, list_orders
 
 
@@ -46,12 +47,13 @@ class SendOptions:
 
 @dataclass(frozen=True)
 class OrderPage:
-    """One page of orders."""
+    """One page of orders, and the account they belong to (each order shows it)."""
 
     total: int
     limit: int
     offset: int
     orders: list[Order]
+    seller: Account
 
 
 async def orders_page(
@@ -59,7 +61,23 @@ async def orders_page(
 ) -> OrderPage:
     """A page of the account's orders."""
     total, orders = await list_orders(connection, account_id, where, limit=limit, offset=offset)
-    return OrderPage(total=total, limit=limit, offset=offset, orders=orders)
+    seller = await _seller(connection, account_id)
+    return OrderPage(total=total, limit=limit, offset=offset, orders=orders, seller=seller)
+
+
+async def order_of_account(
+    connection: AsyncConnection, account_id: int, order_id: int
+) -> tuple[Order, Account]:
+    """One order of the account, and the account (the order shows it as its `SellerAccount`)."""
+    order = await find_order(connection, account_id, order_id)
+    return order, await _seller(connection, account_id)
+
+
+async def _seller(connection: AsyncConnection, account_id: int) -> Account:
+    seller = await get_account(connection, account_id)
+    if seller is None:  # the key's grant named it a moment ago; deleted since
+        raise not_found("account_not_found", f"No account {account_id}.")
+    return seller
 
 
 async def conversation(

@@ -41,6 +41,8 @@ class OrderData:
     date_created: dt.datetime
     delivery_window: DeliveryWindow | None
     marketplace_status: str | None = None  # Mercado Libre's own order status, when synced from it
+    date_closed: dt.datetime | None = None  # Mercado Libre's `date_closed`: when the sale was closed
+    shipping_id: int | None = None  # Mercado Libre's shipment id (`shipping.id`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Order:
     account_id: int
     conversation_id: int
     data: OrderData
+    updated_at: dt.datetime | None = None  # when postventa last wrote the order (import or sync)
 
     @property
     def facts(self) -> OrderFacts:
@@ -143,6 +146,8 @@ async def list_orders(
     total = (
         await connection.execute(select(func.count()).select_from(orders).where(*conditions))
     ).scalar_one()
+    # Ties in date_created (many orders in one second) are broken by id, so offset paging is exact;
+    # the (account_id, date_created, id) index serves this order.
     order_by = [orders.c.date_created, orders.c.id] if where.sort_by_date else [orders.c.id]
     rows = await connection.execute(
         select(orders).where(*conditions).order_by(*order_by).limit(limit).offset(offset)
@@ -181,6 +186,8 @@ def _row_values(data: OrderData) -> dict[str, Any]:
         "delivery_from_hour": window.from_hour if window else None,
         "delivery_to_hour": window.to_hour if window else None,
         "marketplace_status": data.marketplace_status,
+        "date_closed": data.date_closed,
+        "shipping_id": data.shipping_id,
     }
 
 
@@ -206,7 +213,10 @@ def order_from_row(row: Any) -> Order:
             date_created=row.date_created,
             delivery_window=window,
             marketplace_status=row.marketplace_status,
+            date_closed=row.date_closed,
+            shipping_id=row.shipping_id,
         ),
+        updated_at=row.updated_at,
     )
 
 

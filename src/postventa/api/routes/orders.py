@@ -12,14 +12,13 @@ from postventa.api.context import context_of
 from postventa.api.guard import authorize_request, response_headers
 from postventa.api.params import read_query
 from postventa.api.ratelimit import READ
-from postventa.api.render import order_json
+from postventa.api.render_orders import order_json
 from postventa.api.routes.messages import path_id
 from postventa.api.routing import DirectRoute
 from postventa.domain.errors import invalid
 from postventa.domain.orders import StatusType, statuses_of_type
 from postventa.domain.parameters import READ_PARAMETERS, Parameters, parse_identifier
 from postventa.services import reading
-from postventa.services.messaging import find_order
 from postventa.store.orders import OrderFilter
 
 router = APIRouter(tags=["Orders"], route_class=DirectRoute)
@@ -64,7 +63,7 @@ async def list_orders(request: Request) -> Response:
         "SortBy": {"Id": sort_id, "Name": sort_name},
         "AvailableSorts": [{"Id": key, "Name": name} for key, name in _SORTS.values()],
         "Total": page.total,
-        "Results": [order_json(order) for order in page.orders],
+        "Results": [order_json(order, page.seller) for order in page.orders],
     }
     return JSONResponse(body, headers=response_headers(request))
 
@@ -82,8 +81,8 @@ async def get_order(orderId: str, request: Request) -> Response:
     account_id = await authorize_request(request, context, parameters, READ)
     order_id = path_id(orderId, "orderId", "order_id_invalid")
     async with context.database.transaction() as connection:
-        order = await find_order(connection, account_id, order_id)
-    return JSONResponse(order_json(order), headers=response_headers(request))
+        order, seller = await reading.order_of_account(connection, account_id, order_id)
+    return JSONResponse(order_json(order, seller), headers=response_headers(request))
 
 
 def _bounded_int(parameters: Parameters, name: str, default: int, *, low: int, high: int) -> int:
@@ -119,12 +118,16 @@ def _statuses(parameters: Parameters) -> list[int] | None:
 
 
 def _date(parameters: Parameters, name: str) -> dt.datetime | None:
+    """Alephee's `yyyy-mm-dd HH:mm` (what clients send, the tap too: `2024-05-01+12%3A00`), or any
+    ISO 8601 date or time (`2024-05-01`, `2024-05-01T12:00:00Z`, `…T09:00:00.5-03:00`); without a
+    zone it is UTC. Inclusive: an order created at that instant is listed."""
     text = parameters.text(name)
     if text is None:
         return None
-    for layout in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return dt.datetime.strptime(text.strip(), layout).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-    raise invalid(f"{name}_invalid", f"'{name}' must be a date as yyyy-mm-dd HH:mm (UTC).")
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise invalid(
+            f"{name}_invalid", f"'{name}' must be a date as yyyy-mm-dd HH:mm (UTC) or ISO 8601."
+        ) from None
