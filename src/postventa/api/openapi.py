@@ -221,10 +221,14 @@ ORDERS_QUERY: dict[str, Any] = {
         _query("limit", "Page size, 1 to 1000 (default 100).", schema_type="integer", bounds=(1, 1000)),
         _query("offset", "Orders to skip (default 0).", schema_type="integer", bounds=(0, 2**62)),
         _query("statusType", "0 New, 1 Pending, 2 Closed, 99 Cancelled (or the name, any case)."),
-        _query("dateCreatedFrom", "Created at or after, 'yyyy-mm-dd HH:mm' (UTC)."),
+        _query(
+            "dateCreatedFrom",
+            "Created at or after (inclusive): 'yyyy-mm-dd HH:mm' (UTC), or ISO 8601 "
+            "('2024-05-01T12:00:00Z'; without a zone, UTC).",
+        ),
         _query("idFrom", "Smallest order id.", schema_type="integer", bounds=(1, ID["maximum"])),
         _query("idTo", "Largest order id.", schema_type="integer", bounds=(1, ID["maximum"])),
-        _query("sort", "Id (default) or dateCreated."),
+        _query("sort", "Id (default) or dateCreated (ties in the same second by Id)."),
     ]
 }
 

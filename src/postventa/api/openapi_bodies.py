@@ -31,40 +31,72 @@ def _object(properties: dict[str, Any], description: str | None = None) -> dict[
 
 _TEXT = {"type": "string"}
 _INT = {"type": "integer"}
-_TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601 with a Z."}
+_TIMESTAMP = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+    "description": "UTC in whole seconds with a Z (YYYY-MM-DDTHH:MM:SSZ), as Alephee writes it.",
+}
 
 
 def _key_value(description: str) -> dict[str, Any]:
     return _object({"Key": _INT, "Value": _TEXT}, description)
 
 
+_MARKETPLACE = _object(
+    {"Key": _INT, "Value": _TEXT, "Channel": nullable(_TEXT)},
+    "1 Mercado Libre, 0 another marketplace; Value is its name; Channel is not known (null).",
+)
+
 _ORDER = _object(
     {
         "Id": ID,
         "ExternalOrderId": _TEXT,
-        "PackId": nullable(_INT),
-        "Marketplace": _key_value("1 Mercado Libre, 0 another marketplace; Value is its name."),
+        "PackId": nullable(
+            {"type": "string", "description": "Mercado Libre's pack id, as Alephee types it."}
+        ),
+        "SellerAccount": _object(
+            {"Id": ID, "OwnCode": nullable(_TEXT), "Name": _TEXT, "BusinessName": nullable(_TEXT)},
+            "The account the order belongs to.",
+        ),
+        "MarketPlace": _MARKETPLACE,
+        "Marketplace": _MARKETPLACE,
         "SiteId": nullable(_TEXT),
         "Status": _key_value("Alephee's status code and name."),
         "StatusType": nullable(_key_value("0 New, 1 Pending, 2 Closed, 99 Cancelled.")),
+        "IsCancelled": {"type": "boolean", "description": "Whether the status type is 99 Cancelled."},
         "Shipping": _object(
             {
+                "ExternalShippingId": nullable({**_INT, "description": "Mercado Libre's shipment id."}),
                 "LogisticType": nullable(_key_value("Alephee's logistic type.")),
+                "EstimatedDeliveryDate": nullable(
+                    {**_TIMESTAMP, "description": "The start of the promised day on the site's clock."}
+                ),
                 "EstimatedDelivery": nullable(
                     _object(
                         {
                             "Date": {"type": "string", "format": "date"},
                             "FromHour": _INT,
                             "ToHour": _INT,
-                        }
+                        },
+                        "The promised day and hours on the site's calendar (postventa's own).",
                     )
                 ),
             }
         ),
-        "Buyer": _object({"Code": nullable(_TEXT), "Nickname": nullable(_TEXT), "Name": nullable(_TEXT)}),
-        "DateCreated": nullable(_TIMESTAMP),
+        "Buyer": _object(
+            {
+                "Code": nullable({**_INT, "description": "The marketplace's numeric buyer id."}),
+                "Owncode": nullable(_TEXT),
+                "Nickname": nullable(_TEXT),
+                "Name": nullable(_TEXT),
+            }
+        ),
+        "DateCreated": _TIMESTAMP,
+        "DateClosed": nullable(_TIMESTAMP),
+        "LastUpdated": nullable(_TIMESTAMP),
     },
-    "An order (GET /v2/orders/{orderId}).",
+    "An order (GET /v2/orders/{orderId}), in Alephee's field names and types.",
 )
 
 _MESSAGE = _object(

@@ -7,52 +7,23 @@ from typing import Any
 
 from postventa.domain.conversation import ConversationStatus
 from postventa.domain.inbound import shown_author, shown_source
-from postventa.domain.orders import MERCADOLIBRE, ORDER_STATUS_LABELS, status_type_of
+from postventa.domain.orders import MERCADOLIBRE
 from postventa.services.admin import AccountDetail
 from postventa.services.reading import ReasonOption
 from postventa.store.messages import StoredMessage
-from postventa.store.orders import Order
 
 MARKETPLACE_KEYS = {MERCADOLIBRE: 1}
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z."""
+    """`YYYY-MM-DDTHH:MM:SSZ`: UTC, whole seconds (the fraction dropped, never rounded up), a Z.
+
+    As Alephee writes them, and as clients written against it parse them (`%Y-%m-%dT%H:%M:%SZ`);
+    one fixed width, so comparing the strings compares the times. Every read of the API uses it.
+    """
     if value is None:
         return None
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def order_json(order: Order) -> dict[str, Any]:
-    """An Order of GET /v2/orders."""
-    data = order.data
-    status_type = status_type_of(data.status)
-    window = data.delivery_window
-    return {
-        "Id": order.id,
-        "ExternalOrderId": data.external_order_id,
-        "PackId": data.pack_id,
-        "Marketplace": {"Key": MARKETPLACE_KEYS.get(data.marketplace, 0), "Value": data.marketplace},
-        "SiteId": data.site.value if data.site else None,
-        "Status": {"Key": data.status, "Value": ORDER_STATUS_LABELS.get(data.status, "Unknown")},
-        "StatusType": {"Key": int(status_type), "Value": status_type.label}
-        if status_type is not None
-        else None,
-        "Shipping": {
-            "LogisticType": (
-                {"Key": int(data.logistic_type), "Value": data.logistic_type.label}
-                if data.logistic_type
-                else None
-            ),
-            "EstimatedDelivery": (
-                {"Date": window.date.isoformat(), "FromHour": window.from_hour, "ToHour": window.to_hour}
-                if window
-                else None
-            ),
-        },
-        "Buyer": {"Code": data.buyer.code, "Nickname": data.buyer.nickname, "Name": data.buyer.name},
-        "DateCreated": timestamp(data.date_created),
-    }
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def message_json(message: StoredMessage, order_id: int) -> dict[str, Any]:
