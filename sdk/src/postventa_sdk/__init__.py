@@ -7,6 +7,7 @@ exception class per documented status under `PostventaError`.
 from postventa_sdk._calls import AttachmentSource
 from postventa_sdk._client import AsyncClient, Client, __version__
 from postventa_sdk._retry import RetryPolicy
+from postventa_sdk.accounts import Account, Marketplace
 from postventa_sdk.errors import (
     ApiError,
     BadRequest,
@@ -39,6 +40,7 @@ from postventa_sdk.models import (
 from postventa_sdk.reasons import Reason
 
 __all__ = [
+    "Account",
     "ApiError",
     "AsyncClient",
     "AttachmentInfo",
@@ -53,6 +55,7 @@ __all__ = [
     "DownloadedFile",
     "Forbidden",
     "KeyValue",
+    "Marketplace",
     "Message",
     "NotFound",
     "Order",

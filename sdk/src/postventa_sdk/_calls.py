@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import httpx2
 
+from postventa_sdk.accounts import Account, Marketplace
 from postventa_sdk.errors import ApiError, RateLimited, UnexpectedResponse, error_class
 from postventa_sdk.models import (
     Conversation,
@@ -288,6 +289,23 @@ def orders_page(
     }
     params.update({name: value for name, value in optional.items() if value is not None})
     return Call("GET", "/v2/orders", params, _reader(OrdersPage.from_json))
+
+
+def accounts() -> Call[list[Account]]:
+    """GET /v2/accounts: every account the key opens, in one answer."""
+    return Call(
+        "GET", "/v2/accounts", {}, _reader(lambda body: [Account.from_json(item) for item in body["Results"]])
+    )
+
+
+def marketplaces(account_id: int) -> Call[list[Marketplace]]:
+    """GET /v2/accounts/{accountId}/marketplaces: the account's marketplace links."""
+    return Call(
+        "GET",
+        f"/v2/accounts/{int(account_id)}/marketplaces",
+        {},
+        _reader(lambda body: [Marketplace.from_json(item) for item in body["Results"]]),
+    )
 
 
 def next_offset(page: OrdersPage) -> int | None:

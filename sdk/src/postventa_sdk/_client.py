@@ -18,6 +18,7 @@ import httpx2
 from postventa_sdk import _calls
 from postventa_sdk._calls import AttachmentSource, Call
 from postventa_sdk._retry import RetryPolicy, log_retry
+from postventa_sdk.accounts import Account, Marketplace
 from postventa_sdk.errors import TransportError
 from postventa_sdk.models import (
     Conversation,
@@ -176,6 +177,14 @@ class Client(_Base[httpx2.Client]):
         """One order of the account."""
         return self._run(_calls.order(self.account_id, order_id))
 
+    def accounts(self) -> list[Account]:
+        """Every account the API key opens (not only this client's), oldest first."""
+        return self._run(_calls.accounts())
+
+    def marketplaces(self, account_id: int | None = None) -> list[Marketplace]:
+        """The account's marketplace links (this client's account by default); empty when not linked."""
+        return self._run(_calls.marketplaces(self.account_id if account_id is None else account_id))
+
     def orders_page(self, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0, **filters: Any) -> OrdersPage:
         """One page of the account's orders (filters as for `orders`)."""
         return self._run(_calls.orders_page(self.account_id, limit=limit, offset=offset, **filters))
@@ -292,6 +301,14 @@ class AsyncClient(_Base[httpx2.AsyncClient]):
     async def order(self, order_id: int) -> Order:
         """One order of the account."""
         return await self._run(_calls.order(self.account_id, order_id))
+
+    async def accounts(self) -> list[Account]:
+        """Every account the API key opens (not only this client's), oldest first."""
+        return await self._run(_calls.accounts())
+
+    async def marketplaces(self, account_id: int | None = None) -> list[Marketplace]:
+        """The account's marketplace links (this client's account by default); empty when not linked."""
+        return await self._run(_calls.marketplaces(self.account_id if account_id is None else account_id))
 
     async def orders_page(
         self, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0, **filters: Any
