@@ -17,7 +17,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from postventa.api.multipart import NotUtf8, StrictMultiPartParser
-from postventa.domain.errors import PostventaError, RefusalKind
+from postventa.domain.errors import PostventaError, RefusalKind, invalid
 from postventa.domain.parameters import API_KEY, Parameters
 from postventa.domain.send_request import UploadedFile
 
@@ -146,3 +146,24 @@ async def read_json_document(request: Request) -> object:
         return json.loads(await request.body())
     except (ValueError, RecursionError) as error:
         raise _unreadable("malformed_json", "The JSON body is malformed.") from error
+
+
+# Alephee's pages: 100 rows unless `limit` says otherwise (its clients step their offset by 100).
+DEFAULT_PAGE_LIMIT = 100
+MAX_PAGE_LIMIT = 1000
+MAX_OFFSET = 2**62
+
+
+def page_window(parameters: Parameters) -> tuple[int, int]:
+    """`limit` and `offset` of a paged read, defaulted and bounded (400 `limit_invalid`/`offset_invalid`)."""
+    limit = _bounded_int(parameters, "limit", DEFAULT_PAGE_LIMIT, low=1, high=MAX_PAGE_LIMIT)
+    return limit, _bounded_int(parameters, "offset", 0, low=0, high=MAX_OFFSET)
+
+
+def _bounded_int(parameters: Parameters, name: str, default: int, *, low: int, high: int) -> int:
+    text = parameters.text(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
+        raise invalid(f"{name}_invalid", f"'{name}' must be an integer from {low} to {high}.")
+    return int(text)

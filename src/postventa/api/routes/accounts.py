@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from postventa.api import openapi
 from postventa.api.context import context_of
 from postventa.api.guard import authorize_key, authorize_request, response_headers
-from postventa.api.params import read_query
+from postventa.api.params import page_window, read_query
 from postventa.api.ratelimit import READ
 from postventa.api.render_accounts import (
     alephee_account_json,
@@ -18,15 +18,10 @@ from postventa.api.render_accounts import (
     whole_list,
 )
 from postventa.api.routing import DirectRoute
-from postventa.domain.errors import invalid
 from postventa.domain.parameters import ACCOUNT_ID, READ_PARAMETERS, Parameters
 from postventa.services import accounts
 
 router = APIRouter(tags=["Accounts"], route_class=DirectRoute)
-
-DEFAULT_LIMIT = 100  # as GET /v2/orders: the tap steps its offset by 100 whatever Paging.Limit says
-MAX_LIMIT = 1000
-MAX_OFFSET = 2**62
 
 
 @router.get(
@@ -92,8 +87,7 @@ async def list_products(request: Request) -> Response:
     context = context_of(request)
     parameters = read_query(request, (*READ_PARAMETERS, "limit", "offset"))
     await authorize_request(request, context, parameters, READ)
-    limit = _bounded_int(parameters, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    offset = _bounded_int(parameters, "offset", 0, low=0, high=MAX_OFFSET)
+    limit, offset = page_window(parameters)
     return JSONResponse(empty_page(limit=limit, offset=offset), headers=response_headers(request))
 
 
@@ -101,12 +95,3 @@ def _with_path_account(request: Request, account_id: str) -> Parameters:
     """The query's parameters with the path's account; an `accountId` also in the query must be the same."""
     parameters = read_query(request, READ_PARAMETERS)
     return Parameters.collect([list(parameters.values.items()), [(ACCOUNT_ID, account_id)]], READ_PARAMETERS)
-
-
-def _bounded_int(parameters: Parameters, name: str, default: int, *, low: int, high: int) -> int:
-    text = parameters.text(name)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
-        raise invalid(f"{name}_invalid", f"'{name}' must be an integer from {low} to {high}.")
-    return int(text)

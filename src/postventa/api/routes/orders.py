@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from postventa.api import openapi
 from postventa.api.context import context_of
 from postventa.api.guard import authorize_request, response_headers
-from postventa.api.params import read_query
+from postventa.api.params import page_window, read_query
 from postventa.api.ratelimit import READ
 from postventa.api.render_orders import order_json
 from postventa.api.routes.messages import path_id
@@ -23,8 +23,6 @@ from postventa.store.orders import OrderFilter
 
 router = APIRouter(tags=["Orders"], route_class=DirectRoute)
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 _FILTERS = ("limit", "offset", "statusType", "dateCreatedFrom", "idFrom", "idTo", "sort")
 _SORTS = {
     "id": ("Id", "Order by internal ID asc"),
@@ -43,8 +41,7 @@ async def list_orders(request: Request) -> Response:
     context = context_of(request)
     parameters = read_query(request, (*READ_PARAMETERS, *_FILTERS))
     account_id = await authorize_request(request, context, parameters, READ)
-    limit = _bounded_int(parameters, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    offset = _bounded_int(parameters, "offset", 0, low=0, high=2**62)
+    limit, offset = page_window(parameters)
     sort_key = (parameters.text("sort") or "id").lower()
     if sort_key not in _SORTS:
         raise invalid("sort_invalid", "'sort' must be Id or dateCreated.")
@@ -83,15 +80,6 @@ async def get_order(orderId: str, request: Request) -> Response:
     async with context.database.transaction() as connection:
         order, seller = await reading.order_of_account(connection, account_id, order_id)
     return JSONResponse(order_json(order, seller), headers=response_headers(request))
-
-
-def _bounded_int(parameters: Parameters, name: str, default: int, *, low: int, high: int) -> int:
-    text = parameters.text(name)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
-        raise invalid(f"{name}_invalid", f"'{name}' must be an integer from {low} to {high}.")
-    return int(text)
 
 
 def _identifier(parameters: Parameters, name: str) -> int | None:
