@@ -180,7 +180,7 @@ async def test_a_read_notification_records_when_the_buyer_read_the_message(world
 
 async def test_a_notification_of_a_deleted_message_is_done_at_once(world: World, database):
     seller = await world.linked_seller("MLA")
-    order_id, conversation = await sent_order(world, seller)
+    _order_id, conversation = await sent_order(world, seller)
     await world.configure(NotifyUrl="http://127.0.0.1:9/nowhere")
     try:
         written = await world.meli.post(
@@ -208,7 +208,8 @@ async def test_a_notification_of_a_deleted_message_is_done_at_once(world: World,
     row = await notification_row(database, message_id, seller.seller_id)
     assert row.attempts == 1
     assert "could not be retrieved" in row.last_error
-    assert "Borrado" not in [m["Text"] for m in await world.conversation(seller, order_id)]
+    # (Whether the conversation shows "Borrado" is the poll's business, not the notification's: the
+    # poll runs on its own schedule and may have read the message in the moment it existed.)
 
 
 async def test_missed_feeds_are_stored_like_webhook_notifications(world: World, database, emulator):
