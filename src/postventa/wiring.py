@@ -2,9 +2,9 @@
 and inbound processor) and the web application, each built here once from the settings.
 
 `serve` (with its embedded worker), `worker` and the tests all get their parts from here, so the
-worker is built the same way wherever it runs. The web stack and the worker are imported by the
-functions that build them: a command that needs neither (`postventa --help`, the admin commands)
-does not pay for importing them.
+worker is built the same way wherever it runs. The web stack, the worker and the Mercado Libre
+client (aiohttp) are imported by the functions that build them: a command that needs none of them
+(`postventa --help`, the admin commands) does not pay for importing them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from postventa.config import Settings
-from postventa.meli.client import MeliClient
-from postventa.meli.pacing import CallBudget, redis_budget_storage
 from postventa.store.engine import Database
-from postventa.store.meli_budget import SqlBudgetStorage
 from postventa.store.sealing import load_token_cipher
 
 if TYPE_CHECKING:
@@ -27,6 +24,8 @@ if TYPE_CHECKING:
 
     from postventa.delivery.inbound import InboundProcessor
     from postventa.delivery.worker import DeliveryWorker
+    from postventa.meli.client import MeliClient
+    from postventa.meli.pacing import CallBudget
 
 
 def utc_now() -> dt.datetime:
@@ -49,6 +48,8 @@ def meli_client(
     """A Mercado Libre client paced and timed as configured. Its call budget is shared by every
     process of the application through Redis (POSTVENTA_REDIS_URL) or else through `database`;
     with neither, it is this process's alone."""
+    from postventa.meli.client import MeliClient
+
     return MeliClient(
         base_url or settings.meli_api_url,
         read_timeout_seconds=settings.meli_timeout_seconds,
@@ -58,6 +59,9 @@ def meli_client(
 
 def meli_call_budget(settings: Settings, database: Database | None = None) -> CallBudget:
     """Mercado Libre's budget per application and endpoint, in Redis, the database or memory."""
+    from postventa.meli.pacing import CallBudget, redis_budget_storage
+    from postventa.store.meli_budget import SqlBudgetStorage
+
     per_minute, cool_down = settings.meli_requests_per_minute, settings.meli_cool_down_seconds
     max_wait = settings.meli_max_wait_seconds
     if settings.redis_url is not None:

@@ -25,7 +25,6 @@ from postventa.cli.runtime import (
 )
 from postventa.logs import configure_logging
 from postventa.services import admin
-from postventa.services.marketplace import link_account, sync_orders
 from postventa.services.messaging import record_buyer_reply
 from postventa.store.copy import copy_database
 from postventa.store.engine import Database
@@ -308,6 +307,8 @@ def accounts_link(
     refresh_token: Annotated[str, typer.Option(help="A refresh token of the seller for the application.")],
 ) -> None:
     """Link an account to a Mercado Libre seller (the credentials are checked with Mercado Libre)."""
+    from postventa.services.marketplace import link_account
+
     payload = {
         "SellerId": seller_id,
         "SiteId": site_id,
@@ -322,6 +323,8 @@ def accounts_link(
 @orders_app.command("sync")
 def orders_sync(account_id: Annotated[int, typer.Argument(help="A linked account.")]) -> None:
     """Import the linked seller's orders from Mercado Libre."""
+    from postventa.services.marketplace import sync_orders
+
     imported = with_marketplace(lambda database, meli: sync_orders(database, account_id, meli, now()))
     emit({"Imported": imported})
 
