@@ -18,7 +18,6 @@ import asyncpg
 import httpx2
 import pytest
 import redis
-from bench.common import postgres_reachable
 
 from postventa.api.server import ConnectionLimits, protocol_for
 from postventa.config import Settings
@@ -37,6 +36,20 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 ADMIN_TOKEN = "test-admin-token"
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def postgres_reachable(url: str) -> bool:
+    """Whether the PostgreSQL at `url` answers within a few seconds."""
+
+    async def probe() -> bool:
+        try:
+            connection = await asyncpg.connect(url, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(probe())
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.common import SHARED_YARDSTICK, VENDORED_YARDSTICK
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The yardstick the send benchmark runs: ../shared's when there is one, else the copy in bench/vendor.
+SHARED_YARDSTICK = PROJECT_ROOT.parent / "shared" / "bench" / "yardstick.py"
+VENDORED_YARDSTICK = PROJECT_ROOT / "bench" / "vendor" / "yardstick.py"
 TIMEOUT_SECONDS = 240
 HEADER_FIELDS = {"benchmark", "timestamp", "machine", "load_average_before", "options"}
 MACHINE_FIELDS = {"cpu_model", "cores", "ram_gib", "python", "git_commit"}
