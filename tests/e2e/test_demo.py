@@ -1,4 +1,6 @@
-"""The README's run command: the demo starts, its printed curl answers 200, and the loop runs."""
+"""The README's run command: the demo starts, its printed curl answers 200, and the loop runs; then
+the README's attachment examples (JSON with base64, multipart with examples/factura.pdf) run as
+written against it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from tests.e2e.conftest import wait_for
 from tests.servers import free_port
 
 POSTVENTA = str(Path(sys.executable).parent / "postventa")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEMO_BASE_URL = "http://127.0.0.1:8000"
 
 
 async def test_demo_prints_a_curl_that_works_and_the_buyer_answers(tmp_path: Path):
@@ -56,12 +61,55 @@ async def test_demo_prints_a_curl_that_works_and_the_buyer_answers(tmp_path: Pat
                 return [m["Status"] for m in messages] == ["sent", "received"]
 
             await wait_for(answered, timeout=30, every=0.5)
+
+            async def replied() -> bool:
+                messages = (await http.get(conversation_url)).json()["Results"]
+                return messages[-1]["Status"] == "received"
+
             options = (await http.get(conversation_url.replace("/messages?", "/messages/options?"))).json()
             assert {o["Reason"]["Value"]: o["Available"] for o in options["Results"]}["OTHER"] is True
+            api_key = re.search(r"API_KEY=([^&]+)", url).group(1)  # type: ignore[union-attr]
+            # The base64 example's file is "%PDF-1.4\n"; the multipart one's is examples/factura.pdf.
+            sizes = [9, (PROJECT_ROOT / "examples" / "factura.pdf").stat().st_size]
+            for command, size in zip(readme_attachment_examples(), sizes, strict=True):
+                await wait_for(replied, timeout=30, every=0.5)  # as the README says: after a reply
+                answered_id = run_example(command, api_key, f"http://127.0.0.1:{port}")
+                messages = (await http.get(conversation_url)).json()["Results"]
+                stored = next(message for message in messages if message["Id"] == int(answered_id))
+                assert stored["Attachment"]["Extension"] == "pdf", stored
+                assert stored["Attachment"]["Size"] == size, stored
         assert (tmp_path / "var" / "demo.db").exists()
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), timeout=20)
+
+
+def readme_attachment_examples() -> list[str]:
+    """The README's curl commands of the block that starts `KEY=pv_…`, continuation lines joined."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    block = readme[readme.index("```sh\nKEY=pv_") :].split("```", 2)[1]
+    joined = block.replace("\\\n", " ")
+    commands = [line.strip() for line in joined.splitlines() if line.strip().startswith("curl ")]
+    assert len(commands) == 2, commands
+    return commands
+
+
+def run_example(command: str, api_key: str, base_url: str) -> str:
+    """Run a README command with the shell, from the repository's root, `KEY` set: the message id."""
+    result = subprocess.run(
+        ["bash", "-c", command.replace(DEMO_BASE_URL, base_url)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "KEY": api_key},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answered = json.loads(result.stdout)
+    assert isinstance(answered, str), result.stdout
+    assert answered.isdigit(), result.stdout
+    return answered
 
 
 async def _read_until(process: asyncio.subprocess.Process, marker: str) -> str:
