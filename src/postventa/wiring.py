@@ -183,9 +183,18 @@ def create_app(
         if owned_database:
             await database.dispose()
 
-    return build_app(
+    app = build_app(
         settings, database=database, meli=meli, clock=clock, background=background, on_close=close_owned
     )
+    add_console(app)
+    return app
+
+
+def add_console(app: FastAPI) -> None:
+    """The operator console's parts (issue 19): the admin API's console users."""
+    from postventa.api.routes import admin_users
+
+    app.include_router(admin_users.router)
 
 
 def app_from_environment() -> FastAPI:

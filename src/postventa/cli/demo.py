@@ -27,7 +27,7 @@ from postventa.emulator.app import create_emulator_app
 from postventa.emulator.config import EmulatorConfig
 from postventa.logs import configure_logging
 from postventa.meli.client import MeliClient
-from postventa.services import admin
+from postventa.services import admin, console_users
 from postventa.services.marketplace import link_account, sync_orders
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
@@ -132,12 +132,17 @@ def demo_orders(today: dt.date) -> list[DemoOrder]:
     ]
 
 
+DEMO_CONSOLE_EMAIL = "operator@demo.postventa.test"
+
+
 @dataclass(frozen=True)
 class Seeded:
     """What the guide prints."""
 
     api_key: str
     rows: list[tuple[int, int, str, str]]  # order id, account id, site, what it shows
+    console_email: str = DEMO_CONSOLE_EMAIL
+    console_password: str = ""
 
 
 async def seed(settings: Settings, emulator_url: str, now: dt.datetime) -> Seeded:
@@ -165,8 +170,17 @@ async def seed(settings: Settings, emulator_url: str, now: dt.datetime) -> Seede
                 {"Orders": [{"ExternalOrderId": "DAFITI-1", "Marketplace": "Dafiti"}]},
                 now,
             )
+            console_password = secrets.token_urlsafe(12)
+            await console_users.create_user(
+                connection,
+                email=DEMO_CONSOLE_EMAIL,
+                password=console_password,
+                account_ids=list(accounts.values()),
+                role="admin",
+                now=now,
+            )
         rows = await _rows(database, accounts, orders, externals)
-        return Seeded(key.api_key, rows)
+        return Seeded(key.api_key, rows, console_password=console_password)
     finally:
         await meli.aclose()
         await database.dispose()
@@ -278,6 +292,11 @@ def _print_guide(base: str, emulator_url: str, seeded: Seeded, admin_token: str)
     console.print(f"[bold]API key[/bold]     {seeded.api_key} (opens every demo account)", soft_wrap=True)
     console.print(f"[bold]Admin token[/bold] {admin_token}")
     console.print(f"[bold]API docs[/bold]    {base}/docs")
+    console.print(
+        f"[bold]Console[/bold]     {base}/console/ (sign in as {seeded.console_email}, "
+        f"password {seeded.console_password})",
+        soft_wrap=True,
+    )
     console.print(
         f"[bold]Emulator[/bold]    {emulator_url} (journal: {emulator_url}/_emulator/journal)\n",
         soft_wrap=True,
