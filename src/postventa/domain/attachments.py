@@ -112,8 +112,8 @@ def decode_base64(encoded: str) -> bytes:
     """
     if not encoded.isascii():
         raise invalid("attachment_base64_invalid", "'fileBase64' is not valid base64.")
-    # The regular expression tries every position of the text (0.2 ms for a 20 KiB file); `in`
-    # searches for one character at C speed, and most clients send no whitespace at all.
+    # `in` searches for one character in C, where the regular expression would try every position
+    # of the text; most clients send no whitespace at all, and then nothing is substituted.
     has_whitespace = any(character in encoded for character in _WHITESPACE_CHARACTERS)
     compact = _BASE64_WHITESPACE.sub("", encoded) if has_whitespace else encoded
     if not _BASE64_ALPHABET.fullmatch(compact) or len(compact) % 4:

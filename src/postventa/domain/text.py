@@ -93,8 +93,8 @@ def _invisible_pattern() -> re.Pattern[str]:
 def _unprintable(allowed: frozenset[str]) -> re.Pattern[str]:
     """One character class of Unicode's Cc (C0, DEL, C1) but `allowed`, and Cs (surrogates).
 
-    A regular expression scans the text in C; `unicodedata.category` per character was 4% of a
-    send's CPU (docs/performance.md). tests/unit/test_text.py checks the class against Unicode's."""
+    A regular expression scans the text in C, where `unicodedata.category` would be called in Python
+    for every character of every send. tests/unit/test_text.py checks the class against Unicode's."""
     controls = "".join(
         character for character in map(chr, (*range(0x20), *range(0x7F, 0xA0))) if character not in allowed
     )

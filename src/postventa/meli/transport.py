@@ -120,9 +120,9 @@ class AiohttpTransport:
             sock_connect=CONNECT_TIMEOUT_SECONDS,
             sock_read=read_timeout_seconds,
         )
-        # HTTPS_PROXY / HTTP_PROXY and NO_PROXY, read once. aiohttp's trust_env reads them (and
-        # ~/.netrc) on every request, each time on a thread: 15% of the worker's CPU
-        # (docs/performance.md).
+        # HTTPS_PROXY / HTTP_PROXY and NO_PROXY, read once for the one host this transport calls:
+        # aiohttp's trust_env would read them (and ~/.netrc) on every request, each time on a
+        # thread, and the worker's throughput is its CPU per message.
         self.proxy = environment_proxy(base_url)
         self.base_url = base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
