@@ -22,7 +22,7 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from postventa.store import sqlite_driver
+from postventa.store import postgresql_connector, sqlite_driver
 from postventa.store.sealing import TokenCipher, load_token_cipher
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -31,10 +31,11 @@ _BEGIN_OPTION = "postventa_sqlite_begin"
 
 
 def async_url(database_url: str) -> URL:
-    """sqlite:///x.db → sqlite+aiosqlite:///x.db, postgresql://… → postgresql+asyncpg://…"""
+    """sqlite:///x.db → sqlite+inloop:///x.db (store/sqlite_driver.py), postgresql://… →
+    postgresql+asyncpg://…"""
     url = make_url(database_url)
-    if url.drivername in ("sqlite", "sqlite+aiosqlite"):
-        return url.set(drivername="sqlite+aiosqlite")
+    if url.drivername in ("sqlite", "sqlite+aiosqlite", f"sqlite+{sqlite_driver.DRIVER_NAME}"):
+        return url.set(drivername=f"sqlite+{sqlite_driver.DRIVER_NAME}")
     if url.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
         return url.set(drivername="postgresql+asyncpg")
     raise ValueError(f"unsupported database URL scheme '{url.drivername}': use sqlite:/// or postgresql://")
@@ -69,6 +70,9 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        # PostgreSQL: the same pool, its connections in SQLAlchemy's autocommit, so that asyncpg's
+        # own transactions (`transaction`) hold the statements of both ways of running them.
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         # Engines whose connections carry session settings (`statements(settings=...)`), by settings.
         self._engines_with_settings: dict[frozenset[tuple[str, str]], AsyncEngine] = {}
@@ -100,8 +104,13 @@ class Database:
                         yield connection
                 self._checkpointer.after_commit(self._writer_lock())
             return
-        async with self.engine.connect() as connection, connection.begin():
-            yield connection
+        if self.is_sqlite:
+            async with self.engine.connect() as connection, connection.begin():
+                yield connection
+            return
+        async with self._autocommit_engine.connect() as connection:
+            async with postgresql_connector.transaction(_driver_connection(connection)):
+                yield connection
 
     @asynccontextmanager
     async def statements(
@@ -125,8 +134,8 @@ class Database:
             async with self._engine_with(settings).connect() as connection:
                 yield connection
             return
-        async with self.engine.connect() as connection:
-            yield await connection.execution_options(isolation_level="AUTOCOMMIT", session_settings={})
+        async with self._autocommit_engine.connect() as connection:
+            yield await connection.execution_options(session_settings={})
 
     def _engine_with(self, settings: Mapping[str, str]) -> AsyncEngine:
         key = frozenset(settings.items())
@@ -371,8 +380,12 @@ class _GroupedWrite:
         return False
 
 
+def _driver_connection(connection: AsyncConnection) -> Any:
+    return connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
 def _in_loop_driver(connection: AsyncConnection) -> sqlite_driver.InLoopConnection | None:
-    driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    driver = _driver_connection(connection)
     return driver if isinstance(driver, sqlite_driver.InLoopConnection) else None
 
 

@@ -2,9 +2,11 @@
 
 aiosqlite sends every statement to a thread of its own and back: a send is a dozen statements of
 a few microseconds each, and each round trip costs far more than the statement (profiled in
-docs/performance.md). This driver answers SQLAlchemy's async driver interface (the one aiosqlite
-offers) by running each statement at once, on the caller's thread, the way a plain `sqlite3`
-program would.
+docs/performance.md). This driver runs each statement at once, on the caller's thread, the way a
+plain `sqlite3` program would. It is a dialect of its own, `sqlite+inloop` (`InLoopSQLiteDialect`,
+registered with SQLAlchemy's dialect registry): SQLAlchemy's pysqlite dialect for the SQL, and
+SQLAlchemy's generic asyncio adapter (`sqlalchemy.connectors.asyncio`) around a connection that
+offers the asyncio DB-API interface that adapter is written for.
 
 Nothing may block the loop for long, so the connection never waits inside SQLite: its busy
 timeout is 0, and a statement that finds the database locked by another process (SQLITE_BUSY) is
@@ -26,6 +28,14 @@ import time
 from collections.abc import Sequence
 from typing import Any, Self
 
+from sqlalchemy import pool
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncAdapt_dbapi_module
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.util.concurrency import await_
+
 # Plain SQLITE_BUSY and BUSY_RECOVERY clear by themselves; BUSY_SNAPSHOT (a stale read snapshot
 # asked to write) never does, so it is raised at once.
 _RETRIED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY | (1 << 8)})
@@ -33,9 +43,11 @@ FIRST_RETRY_SECONDS = 0.0005
 # SQLite checkpoints every 1,000 log pages by default. Counted in writes here (a send writes about
 # five pages, fewer in a group): each checkpoint copies the pages changed since the last one once,
 # so a longer interval copies the often-changed ones (index edges, the table's last page) less
-# often. 200 cost a send 0.05 ms more CPU; 3,000 saved little more and lengthened the pauses.
+# often; a much longer one lengthens the pauses (docs/performance.md has the measurements).
 COMMITS_PER_CHECKPOINT = 1000
 LONGEST_RETRY_SECONDS = 0.05
+DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
+DRIVER_NAME = "inloop"
 
 
 class InLoopCursor:
@@ -99,13 +111,13 @@ class InLoopCursor:
 
 
 class InLoopConnection:
-    """A sqlite3 connection (autocommit: SQLAlchemy emits BEGIN itself) with aiosqlite's methods."""
+    """A sqlite3 connection (autocommit: BEGIN is emitted explicitly) with the awaitable methods of
+    SQLAlchemy's asyncio DB-API interface (`sqlalchemy.connectors.asyncio.AsyncIODBAPIConnection`)."""
 
     def __init__(self, sqlite: sqlite3.Connection, busy_timeout_seconds: float) -> None:
         self.sqlite = sqlite
         self.busy_timeout_seconds = busy_timeout_seconds
-        # SQLAlchemy's aiosqlite adapter checks this attribute to know the connection is open.
-        self._connection: sqlite3.Connection | None = sqlite
+        self.closed = False
 
     @property
     def isolation_level(self) -> str | None:
@@ -121,18 +133,9 @@ class InLoopConnection:
         self.sqlite.rollback()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection = None
+        if not self.closed:
+            self.closed = True
             self.sqlite.close()
-
-    def stop(self) -> None:
-        """Close without waiting (SQLAlchemy's terminate)."""
-        if self._connection is not None:
-            self._connection = None
-            self.sqlite.close()
-
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self.sqlite.create_function(*args, **kwargs)
 
     async def when_not_busy(self, run: Any, *args: Any) -> Any:
         """Run `run(*args)`; while SQLite answers SQLITE_BUSY, wait without blocking the loop."""
@@ -161,6 +164,88 @@ async def connect(path: str, *, busy_timeout_seconds: float) -> InLoopConnection
     """Open `path` (autocommit, busy timeout 0: waits happen in `when_not_busy`)."""
     sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
     return InLoopConnection(sqlite, busy_timeout_seconds)
+
+
+class InLoopDBAPI(AsyncAdapt_dbapi_module):
+    """The dialect's DB-API module: sqlite3's names and exceptions, and `connect` through the
+    engine's `async_creator` (store/engine.py opens connections with their busy timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__(sqlite3, dbapi_module=sqlite3)
+        self.paramstyle = "qmark"
+        for name in (
+            *("Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError"),
+            *("IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError"),
+            *("sqlite_version", "sqlite_version_info", "PARSE_COLNAMES", "PARSE_DECLTYPES", "Binary"),
+        ):
+            setattr(self, name, getattr(sqlite3, name))
+
+    def connect(self, *args: Any, **kwargs: Any) -> InLoopAdaptedConnection:
+        """Open a connection: the engine's `async_creator`, or `connect(path)` with the default
+        busy timeout."""
+        creator = kwargs.pop("async_creator_fn", None)
+        if creator is None:
+            path = args[0] if args else kwargs["database"]
+            creator = lambda: connect(path, busy_timeout_seconds=DEFAULT_BUSY_TIMEOUT_SECONDS)  # noqa: E731
+        return InLoopAdaptedConnection(self, await_(creator()))
+
+
+class InLoopAdaptedConnection(AsyncAdapt_dbapi_connection):
+    """SQLAlchemy's generic asyncio adapter around an `InLoopConnection`, with the two things the
+    pysqlite dialect asks of a sqlite3 connection besides the DB-API: its isolation level and
+    `create_function`."""
+
+    __slots__ = ()
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self.driver_connection.sqlite.isolation_level  # type: ignore[no-any-return]
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self.driver_connection.sqlite.isolation_level = value
+
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self.driver_connection.sqlite.create_function(*args, **kwargs)
+
+
+class InLoopExecutionContext(SQLiteExecutionContext):
+    """Streamed results (`AsyncConnection.stream`, as `postventa db copy` reads) on the adapter's
+    server-side cursor."""
+
+    def create_server_side_cursor(self) -> Any:
+        """The adapter's cursor that fetches as it is read."""
+        return self.root_connection.connection.dbapi_connection.cursor(server_side=True)  # type: ignore[union-attr]
+
+
+class InLoopSQLiteDialect(SQLiteDialect_pysqlite):
+    """`sqlite+inloop://`: SQLAlchemy's pysqlite dialect, its statements run on the event loop's
+    thread through SQLAlchemy's asyncio adapter (`create_async_engine`)."""
+
+    driver = DRIVER_NAME
+    is_async = True
+    supports_statement_cache = True
+    supports_server_side_cursors = True
+    execution_ctx_cls = InLoopExecutionContext
+
+    @classmethod
+    def import_dbapi(cls) -> InLoopDBAPI:
+        """sqlite3, as an asyncio DB-API module."""
+        return InLoopDBAPI()
+
+    def get_driver_connection(self, connection: Any) -> InLoopConnection:
+        """The `InLoopConnection` inside SQLAlchemy's adapter (what `driver_connection` gives)."""
+        return connection.driver_connection  # type: ignore[no-any-return]
+
+    @classmethod
+    def get_pool_class(cls, url: URL) -> type[pool.Pool]:
+        """The asyncio queue pool for a file; one shared connection for an in-memory database."""
+        if url.database and url.database != ":memory:":
+            return pool.AsyncAdaptedQueuePool
+        return pool.StaticPool
+
+
+registry.register(f"sqlite.{DRIVER_NAME}", __name__, "InLoopSQLiteDialect")
 
 
 BLOB_CHUNK_BYTES = 1 << 20
