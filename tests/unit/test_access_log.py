@@ -8,11 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 
 from postventa import logs
-from postventa.api.routing import DirectRoute
 from postventa.logs import configure_logging, log_delivery_attempt, log_request
 
 
@@ -73,15 +70,6 @@ def test_text_json_cannot_carry_still_gets_its_line(stderr):
     [line] = stderr().splitlines()
     assert '"event": "request"' in line
     assert '"status": 404' in line
-
-
-def test_a_direct_route_refuses_an_endpoint_it_could_not_call():
-    async def wants_a_body(orderId: str, body: dict, request: Request) -> Response:
-        return Response()
-
-    router = APIRouter(route_class=DirectRoute)
-    with pytest.raises(TypeError, match="DirectRoute"):
-        router.add_api_route("/v2/orders/{orderId}", wants_a_body)
 
 
 def test_one_json_line_per_delivery_attempt_as_structlog_would_write_it(stderr):

@@ -4,9 +4,8 @@ For every HTTP request it assigns the request id, refuses oversized requests bef
 bounds the reading of the body (intake.py), adds the security headers the response lacks
 (security.py), counts and times the request for /metrics, and writes the access log line. A client
 that went away is counted under 499 (as nginx does) and logged at info, never as a server error;
-no exception leaves this middleware for the server to log. One middleware with one `send` wrapper, not one per
-concern: each layer of wrappers costs every request a coroutine and a closure, and on the send
-path the four of them cost more than the SQL (docs/performance.md).
+no exception leaves this middleware for the server to log. One middleware with one `send` wrapper,
+not one per concern: each layer of ASGI wrappers costs every request a coroutine and a closure.
 
 Query strings carry API keys, so the access log records the path only, never the query.
 """
@@ -16,17 +15,17 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 import structlog
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postventa.api.errors import CLIENT_CLOSED_REQUEST, error_body
 from postventa.api.intake import BodyIntake, BodyReader
-from postventa.api.routing import HotRoutes
 from postventa.api.security import SecurityHeaders
 from postventa.logs import log_request
 from postventa.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, http_method_label
@@ -40,9 +39,16 @@ class EdgeMiddleware:
     """Request id, size caps, security headers, metrics and the access log, for every request."""
 
     def __init__(
-        self, app: ASGIApp, *, intake: BodyIntake, max_query_bytes: int, security: SecurityHeaders
+        self,
+        app: ASGIApp,
+        *,
+        intake: BodyIntake,
+        max_query_bytes: int,
+        security: SecurityHeaders,
+        templates: Mapping[object, str] | None = None,
     ) -> None:
         self.app = app
+        self.templates = templates or {}
         self.intake = intake
         self.max_body_bytes = intake.max_body_bytes
         self.max_query_bytes = max_query_bytes
@@ -98,7 +104,7 @@ class EdgeMiddleware:
             if body.disconnected and status != CLIENT_CLOSED_REQUEST and not responded:
                 status = CLIENT_CLOSED_REQUEST
             seconds = time.perf_counter() - started
-            method, route = http_method_label(scope["method"]), route_template(scope)
+            method, route = http_method_label(scope["method"]), route_template(scope, self.templates)
             requests, duration = self._metrics(method, route, status)
             requests.inc()
             duration.observe(seconds)
@@ -160,43 +166,35 @@ class EdgedFastAPI(FastAPI):
         super().__init__(**options)
         self.intake, self.max_query_bytes = intake, max_query_bytes
         self.strict_transport = strict_transport
-        # The routes the edge calls straight, around FastAPI's stack (routing.HotRoutes).
-        self.hot_routes: list[APIRoute] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """HTTP requests straight to the edge. What FastAPI's and Starlette's own `__call__` do
-        first is set the root path, look for OpenTelemetry (off: app.py) and set `scope["app"]`:
-        the last is all that applies here."""
-        stack = self.middleware_stack
-        if scope["type"] == "http" and stack is not None and not self.root_path:
-            scope["app"] = self
-            await stack(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
-        """The usual stack, its hot routes called around it, wrapped in the edge."""
+        """The usual stack, wrapped in the edge."""
         docs_paths = [
             path for path in (self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url) if path
         ]
         security = SecurityHeaders(docs_paths=docs_paths, strict_transport=self.strict_transport)
-        stack = super().build_middleware_stack()
-        if self.hot_routes:
-            stack = HotRoutes(stack, self, self.hot_routes)
         return EdgeMiddleware(
-            stack, intake=self.intake, max_query_bytes=self.max_query_bytes, security=security
+            super().build_middleware_stack(),
+            intake=self.intake,
+            max_query_bytes=self.max_query_bytes,
+            security=security,
+            templates={route.endpoint: route.path for route in self.routes if isinstance(route, Route)},
         )
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, templates: Mapping[object, str]) -> str:
     """The path template of the route that handled the request, or "unmatched".
 
-    The route is read after the application ran (Starlette's router sets `scope["route"]`), so a
-    metric's label is the template (`/v2/orders/{orderId}/messages`), never the raw path; a request
-    no route took (an unknown path, or one refused here before routing) is "unmatched".
+    Read after the application ran, so a metric's label is the template
+    (`/v2/orders/{orderId}/messages`), never the raw path. FastAPI's router names the route it
+    chose (`scope["route"]`) for its own routes only; a plain Starlette route is known by the
+    endpoint it put in the scope (`templates`: endpoint → template). A request no route took (an
+    unknown path, or one refused here before routing) is "unmatched".
     """
     path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+    if not isinstance(path, str) or not path:
+        path = templates.get(scope.get("endpoint"))
+    return path or UNMATCHED_ROUTE
 
 
 def _edge_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bool, str | None]:

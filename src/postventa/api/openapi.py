@@ -10,12 +10,13 @@ answers 400 for invalid input). The schemathesis test holds the service to this 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
 
 from postventa.api.openapi_bodies import COMPONENTS, ID, nullable, ref
+from postventa.api.routing import DocumentedRoute
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -366,27 +367,33 @@ _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "opt
 
 
 def install(app: FastAPI) -> None:
-    """Serve the generated document completed by `complete_document`."""
+    """Serve the generated document completed by `complete_document` with the plain routes'
+    operations (api/routing.py)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = complete_document(generate())
+            documented = [route for route in app.routes if isinstance(route, DocumentedRoute)]
+            app.openapi_schema = complete_document(generate(), documented)
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
 
 
-def complete_document(document: dict[str, Any]) -> dict[str, Any]:
+def complete_document(document: dict[str, Any], documented: Iterable[DocumentedRoute] = ()) -> dict[str, Any]:
     """What FastAPI cannot know about this API, written into its generated document.
 
-    Routes read their parameters themselves, so FastAPI sees path ids as text and declares a 422
-    this API never answers (invalid input is a 400 with the error body). Every operation may also
-    get the edge's refusals (api/edge.py) and a 500. Request models' nested definitions are moved
-    to `components/schemas`, where their references point. Works on a copy: the generated
-    document shares dictionaries with the routes' declarations.
+    FastAPI documents only its own routes: the plain routes' operations come from their
+    declarations (`documented`), their path ids written as the integers they are. FastAPI's
+    routes declare a 422 this API never answers (invalid input is a 400 with the error body).
+    Every operation may also get the edge's refusals (api/edge.py) and a 500. Request models'
+    nested definitions are moved to `components/schemas`, where their references point. Works on a
+    copy: the generated document shares dictionaries with the routes' declarations.
     """
     document = copy.deepcopy(document)
+    paths = document.setdefault("paths", {})
+    for route in documented:
+        paths.setdefault(route.path, {})[route.method] = _declared_operation(route)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
@@ -403,6 +410,19 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
         for media in operation.get("requestBody", {}).get("content", {}).values():
             schemas.update(media.get("schema", {}).pop("$defs", {}))
     return document
+
+
+def _declared_operation(route: DocumentedRoute) -> dict[str, Any]:
+    """A plain route's operation: its path parameters, then what its declaration says."""
+    operation = copy.deepcopy(route.operation)
+    in_path = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in route.path_parameters
+    ]
+    parameters = [*in_path, *operation.pop("parameters", [])]
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
 
 
 def _operations(document: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -1,103 +1,93 @@
-"""Routes whose endpoint FastAPI calls straight, with the Request and the path parameters as text.
+"""The API's endpoints as plain Starlette routes, each with the OpenAPI operation that documents it.
 
-The API's endpoints read their own parameters (api/params.py: query, JSON or form, any casing,
-duplicates refused, errors in the contract's body), so FastAPI's dependency solving has nothing
-to do for them but still costs every request its machinery: about a tenth of a send
-(docs/performance.md). A `DirectRoute` keeps everything else of an APIRoute — the OpenAPI
-operation written from the decorator and the signature, the matching, the exception handlers —
-and calls `endpoint(request=..., **path_parameters)` itself.
+These endpoints read their own parameters (api/params.py: query, JSON or form, any casing,
+duplicates refused, errors in the contract's body), so FastAPI's dependency solving and response
+validation would have nothing to do for them: a Starlette `Route` calls `endpoint(request)` and
+hands what it raises to the application's exception handlers, the way the framework does for every
+route. What FastAPI would have written into /docs from a decorator and a signature is kept beside
+the route instead (`DocumentedRoute.operation`), and api/openapi.py merges it into the document.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_PATH_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class DirectRoute(APIRoute):
-    """An APIRoute for `async def endpoint(<path parameters: str>, request: Request) -> Response`."""
+class DocumentedRoute(Route):
+    """A Starlette route for one method, with its OpenAPI operation (without the path parameters,
+    which the path names: api/openapi.py writes them)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-        _check_signature(endpoint, self.path)
+    def __init__(self, method: str, path: str, endpoint: Endpoint, operation: dict[str, Any]) -> None:
+        super().__init__(path, endpoint, methods=[method], name=endpoint.__name__)
+        # Starlette answers HEAD wherever it answers GET; this API answers the methods it documents
+        # (a HEAD would spend a read of the rate limit on a body nobody receives), as FastAPI's do.
+        if method != "HEAD" and self.methods is not None:
+            self.methods.discard("HEAD")
+        self.method = method.lower()
+        self.operation = operation
 
-        async def handle(request: Request) -> Response:
-            response: Response = await endpoint(request=request, **request.path_params)
-            return response
-
-        return handle
-
-
-def _check_signature(endpoint: Callable[..., Any], path: str) -> None:
-    """Fail at start-up, not on a request, if an endpoint wants more than FastAPI would give here."""
-    parameters = inspect.signature(endpoint).parameters
-    expected = {name for name in parameters if name != "request"}
-    in_path = {part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")}
-    if "request" not in parameters or expected != in_path or not inspect.iscoroutinefunction(endpoint):
-        raise TypeError(
-            f"{endpoint.__name__} ({path}): a DirectRoute endpoint is async and takes exactly the "
-            "path parameters and `request`"
-        )
+    @property
+    def path_parameters(self) -> list[str]:
+        """The names of the path's parameters, in order (`/v2/orders/{orderId}` → `["orderId"]`)."""
+        return _PATH_PARAMETER.findall(self.path)
 
 
-class HotRoutes:
-    """The busiest routes called straight from the edge, around FastAPI's middleware and router.
+class Routes:
+    """A module's routes, declared with a decorator the way an APIRouter's are, in the order given
+    (the first route whose path and method match takes the request)."""
 
-    Between the edge and an endpoint Starlette and FastAPI run two exception-handling layers, an
-    exit-stack layer and a router that tries each route's pattern in turn; on the send path that
-    was about a tenth of the CPU a request costs (docs/performance.md). A hot route is matched here
-    with its own pattern, called the way `DirectRoute` calls it, and its exceptions go to the
-    application's own exception handlers, so its responses are the ones the full stack would give.
-    Everything else (and a hot path under a mounted root path) takes the full stack.
+    def __init__(self, *, tags: list[str]) -> None:
+        self.tags = tags
+        self.routes: list[DocumentedRoute] = []
 
-    A hot route must be the only route its method and path match (tests/integration/
-    test_hot_routes.py checks that of every operation of the application).
-    """
+    def get(self, path: str, **operation: Any) -> Callable[[Endpoint], Endpoint]:
+        """Declare `endpoint` as GET `path` (see `route`)."""
+        return self.route("GET", path, **operation)
 
-    def __init__(self, app: ASGIApp, application: FastAPI, hot: list[APIRoute]) -> None:
-        for route in hot:
-            if not isinstance(route, DirectRoute):
-                raise TypeError(f"{route.path}: a hot route is a DirectRoute")
-        self.app = app
-        self.application = application
-        self.hot = [(route, frozenset(route.methods or ())) for route in hot]
-        self.handlers = application.exception_handlers
+    def post(self, path: str, **operation: Any) -> Callable[[Endpoint], Endpoint]:
+        """Declare `endpoint` as POST `path` (see `route`)."""
+        return self.route("POST", path, **operation)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            for route, methods in self.hot:
-                if scope["method"] in methods and (found := route.path_regex.match(scope["path"])):
-                    await self._call(route, found.groupdict(), scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        responses: dict[int | str, dict[str, Any]],
+        description: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Declare `endpoint` as `method path`, documented by `summary`, `description` (the
+        endpoint's docstring when not given), its `responses`, and `extra`: the query parameters
+        and request body it reads (api/openapi.py's READ_QUERY, SEND_REQUEST…)."""
 
-    async def _call(
-        self, route: APIRoute, path_parameters: dict[str, str], scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        # What Starlette's application and router would have put in the scope.
-        scope["app"] = self.application
-        scope["route"] = route
-        scope["path_params"] = path_parameters
-        scope["endpoint"] = route.endpoint
-        request = Request(scope, receive)
-        try:
-            response: Response = await route.endpoint(request=request, **path_parameters)
-        except Exception as error:
-            handler = self._handler_for(error)
-            if handler is None:
-                raise
-            answered = handler(request, error)
-            response = await answered if inspect.isawaitable(answered) else answered
-        await response(scope, receive, send)
+        def declare(endpoint: Endpoint) -> Endpoint:
+            operation: dict[str, Any] = {
+                "tags": list(self.tags),
+                "summary": summary,
+                "description": inspect.cleandoc(description or endpoint.__doc__ or ""),
+                "operationId": _operation_id(endpoint.__name__, path, method),
+                "responses": {str(status): response for status, response in responses.items()},
+                **(extra or {}),
+            }
+            self.routes.append(DocumentedRoute(method, path, endpoint, operation))
+            return endpoint
 
-    def _handler_for(self, error: Exception) -> Callable[[Request, Any], Any] | None:
-        for kind in type(error).__mro__:
-            if kind in self.handlers:
-                return self.handlers[kind]
-        return None
+        return declare
+
+
+def _operation_id(name: str, path: str, method: str) -> str:
+    """The id FastAPI would give the operation (`send_v2_orders__orderId__messages_post`), so a
+    client generated from the document keeps its method names."""
+    return re.sub(r"\W", "_", f"{name}{path}") + f"_{method.lower()}"

@@ -3,7 +3,7 @@ GET /v2/accounts, /v2/accounts/{accountId}/marketplaces and /stores, and /v2/pro
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from postventa.api import openapi
@@ -17,11 +17,11 @@ from postventa.api.render_accounts import (
     marketplace_json,
     whole_list,
 )
-from postventa.api.routing import DirectRoute
+from postventa.api.routing import Routes
 from postventa.domain.parameters import ACCOUNT_ID, READ_PARAMETERS, Parameters
 from postventa.services import accounts
 
-router = APIRouter(tags=["Accounts"], route_class=DirectRoute)
+router = Routes(tags=["Accounts"])
 
 
 @router.get(
@@ -30,7 +30,7 @@ router = APIRouter(tags=["Accounts"], route_class=DirectRoute)
     description="All of them in one answer (`Paging.Offset` 0, `Paging.Limit` = `Total`). No `accountId` "
     "is needed; one that is given must be one of the key's, as everywhere.",
     responses=openapi.read_responses("AccountsList", "The key's accounts, oldest first."),
-    openapi_extra=openapi.READ_QUERY,
+    extra=openapi.READ_QUERY,
 )
 async def list_accounts(request: Request) -> Response:
     """The key's accounts in Alephee's envelope: Id, Name, BusinessName, DocType, DocNumber."""
@@ -49,12 +49,12 @@ async def list_accounts(request: Request) -> Response:
     description="Mercado Libre (Id 1, as its orders' `MarketPlace.Key`) when the account is linked, with "
     "its site, seller and link status; no results when it is not.",
     responses=openapi.read_responses("MarketplacesList", "The account's marketplace links."),
-    openapi_extra=openapi.KEY_QUERY,
+    extra=openapi.KEY_QUERY,
 )
-async def list_marketplaces(accountId: str, request: Request) -> Response:
+async def list_marketplaces(request: Request) -> Response:
     """The account's marketplace links in Alephee's envelope."""
     context = context_of(request)
-    account_id = await authorize_request(request, context, _with_path_account(request, accountId), READ)
+    account_id = await authorize_request(request, context, _with_path_account(request), READ)
     async with context.database.transaction() as connection:
         links = await accounts.marketplace_links(connection, account_id)
     body = whole_list([marketplace_json(link) for link in links])
@@ -65,12 +65,12 @@ async def list_marketplaces(accountId: str, request: Request) -> Response:
     "/v2/accounts/{accountId}/stores",
     summary="The account's stores (none: postventa holds no stores)",
     responses=openapi.read_responses("StoresList", "Always no results."),
-    openapi_extra=openapi.KEY_QUERY,
+    extra=openapi.KEY_QUERY,
 )
-async def list_stores(accountId: str, request: Request) -> Response:
+async def list_stores(request: Request) -> Response:
     """Alephee's envelope with no results, after the same checks as any read of the account."""
     context = context_of(request)
-    await authorize_request(request, context, _with_path_account(request, accountId), READ)
+    await authorize_request(request, context, _with_path_account(request), READ)
     return JSONResponse(whole_list([]), headers=response_headers(request))
 
 
@@ -80,7 +80,7 @@ async def list_stores(accountId: str, request: Request) -> Response:
     description="Alephee's paging envelope with no results: `Paging.Limit` (default 100) and "
     "`Paging.Offset` echo the window asked for, `Paging.Total` is 0.",
     responses=openapi.read_responses("ProductsPage", "Always no results."),
-    openapi_extra=openapi.PRODUCTS_QUERY,
+    extra=openapi.PRODUCTS_QUERY,
 )
 async def list_products(request: Request) -> Response:
     """An empty page of Alephee's products envelope, after the checks of any read."""
@@ -91,7 +91,8 @@ async def list_products(request: Request) -> Response:
     return JSONResponse(empty_page(limit=limit, offset=offset), headers=response_headers(request))
 
 
-def _with_path_account(request: Request, account_id: str) -> Parameters:
+def _with_path_account(request: Request) -> Parameters:
     """The query's parameters with the path's account; an `accountId` also in the query must be the same."""
+    account_id = request.path_params["accountId"]
     parameters = read_query(request, READ_PARAMETERS)
     return Parameters.collect([list(parameters.values.items()), [(ACCOUNT_ID, account_id)]], READ_PARAMETERS)

@@ -6,9 +6,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.api import openapi
@@ -25,7 +24,7 @@ from postventa.api.intake import has_large_body
 from postventa.api.params import read_parameters, read_query
 from postventa.api.ratelimit import READ, SEND
 from postventa.api.render import conversation_status_json, message_json, option_json
-from postventa.api.routing import DirectRoute
+from postventa.api.routing import Routes
 from postventa.domain.attachments import CONTENT_TYPES, download_file_name
 from postventa.domain.errors import invalid
 from postventa.domain.parameters import (
@@ -42,7 +41,7 @@ from postventa.services.idempotency import request_fingerprint
 from postventa.services.messaging import CapsLookup, send_message
 from postventa.store.idempotency import KeyLock
 
-router = APIRouter(tags=["Messages"], route_class=DirectRoute)
+router = Routes(tags=["Messages"])
 SEND_PATH = "/v2/orders/{orderId}/messages"
 
 
@@ -59,10 +58,11 @@ def path_id(raw: str, name: str, code: str) -> int:
     summary="Send a message to the order's buyer",
     description=openapi.SEND_DESCRIPTION,
     responses=openapi.SEND_RESPONSES,
-    openapi_extra=openapi.SEND_REQUEST,
+    extra=openapi.SEND_REQUEST,
 )
-async def send(orderId: str, request: Request) -> Response:
+async def send(request: Request) -> Response:
     """Checks 0–10 of the contract; 200 with the new message's id as a JSON string."""
+    raw_order_id = request.path_params["orderId"]
     context = context_of(request)
     if has_large_body(request.headers):
         await check_key_before_body(request, context, read_query(request, (API_KEY,)), SEND)
@@ -71,13 +71,13 @@ async def send(orderId: str, request: Request) -> Response:
     )
     key = idempotency_key(request)
     try:
-        return await _send(request, context, parameters, orderId, key, context.guide.lookup)
+        return await _send(request, context, parameters, raw_order_id, key, context.guide.lookup)
     except CapsNeeded as needed:
         # Nothing was written: ask Mercado Libre outside any transaction, then decide again.
         await context.guide.refresh(
             context.database, context.meli, needed.account_id, needed.order_id, context.clock()
         )
-    return await _send(request, context, parameters, orderId, key, context.guide.known)
+    return await _send(request, context, parameters, raw_order_id, key, context.guide.known)
 
 
 async def _send(
@@ -103,15 +103,6 @@ async def _send(
     request_hash = request_fingerprint(request.method, raw_order_id, account_id, parameters)
     return await send_once(
         request, context, parameters, key=key, request_hash=request_hash, send_checks=send_checks
-    )
-
-
-def send_route() -> APIRoute:
-    """The send operation's route (the edge calls it straight: api/routing.py HotRoutes)."""
-    return next(
-        route
-        for route in router.routes
-        if isinstance(route, APIRoute) and route.path == SEND_PATH and "POST" in (route.methods or ())
     )
 
 
@@ -174,7 +165,7 @@ def _queued(request: Request, context: Context, response: Response) -> Response:
     """After the commit: wake the worker, and add the rate-limit headers."""
     context.on_message_queued()
     # Appended as raw headers: none of these names is set yet, and Starlette's MutableHeaders
-    # rescans the whole list for each one set (a percent of a send).
+    # rescans the whole list for each one set.
     response.raw_headers.extend(raw_response_headers(request))
     return response
 
@@ -183,13 +174,13 @@ def _queued(request: Request, context: Context, response: Response) -> Response:
     "/v2/orders/{orderId}/messages/options",
     summary="What each reason would get if sent now",
     responses=openapi.read_responses("SendOptions", "Each reason: can it be sent now, and if not, why."),
-    openapi_extra=openapi.READ_QUERY,
+    extra=openapi.READ_QUERY,
 )
-async def options(orderId: str, request: Request) -> Response:
+async def options(request: Request) -> Response:
     """For each reason: can it be sent now, and if not, the status and message a send would get; with
     Mercado Libre's status of the conversation and its caps for the action guide (or why the local
     rules decided alone)."""
-    context, account_id, order_id = await _read_guard(request, orderId)
+    context, account_id, order_id = await _read_guard(request)
     caps = await context.guide.answer(context.database, context.meli, account_id, order_id, context.clock())
     async with context.database.transaction() as connection:
         found = await reading.send_options(connection, account_id, order_id, context.clock(), caps.caps)
@@ -206,11 +197,11 @@ async def options(orderId: str, request: Request) -> Response:
     "/v2/orders/{orderId}/messages",
     summary="The order's conversation, oldest first",
     responses=openapi.read_responses("Conversation", "The conversation, oldest first."),
-    openapi_extra=openapi.READ_QUERY,
+    extra=openapi.READ_QUERY,
 )
-async def conversation(orderId: str, request: Request) -> Response:
+async def conversation(request: Request) -> Response:
     """Both directions, with delivery status; pack-mates share one conversation."""
-    context, account_id, order_id = await _read_guard(request, orderId)
+    context, account_id, order_id = await _read_guard(request)
     async with context.database.transaction() as connection:
         found = await reading.conversation(connection, account_id, order_id, context.clock())
     results = [message_json(message, order_id) for message in found.messages]
@@ -228,12 +219,12 @@ async def conversation(orderId: str, request: Request) -> Response:
     "/v2/orders/{orderId}/messages/{messageId}",
     summary="One message",
     responses=openapi.read_responses("Message", "The message."),
-    openapi_extra=openapi.READ_QUERY,
+    extra=openapi.READ_QUERY,
 )
-async def one_message(orderId: str, messageId: str, request: Request) -> Response:
+async def one_message(request: Request) -> Response:
     """A message of the order's conversation."""
-    context, account_id, order_id = await _read_guard(request, orderId)
-    message_id = path_id(messageId, "messageId", "message_id_invalid")
+    context, account_id, order_id = await _read_guard(request)
+    message_id = path_id(request.path_params["messageId"], "messageId", "message_id_invalid")
     async with context.database.transaction() as connection:
         found = await reading.message(connection, account_id, order_id, message_id)
     return JSONResponse(message_json(found, order_id), headers=response_headers(request))
@@ -243,12 +234,12 @@ async def one_message(orderId: str, messageId: str, request: Request) -> Respons
     "/v2/orders/{orderId}/messages/{messageId}/attachment",
     summary="Download a message's attachment",
     responses=openapi.ATTACHMENT_RESPONSES,
-    openapi_extra=openapi.READ_QUERY,
+    extra=openapi.READ_QUERY,
 )
-async def download_attachment(orderId: str, messageId: str, request: Request) -> Response:
+async def download_attachment(request: Request) -> Response:
     """The file as it was sent, with its name."""
-    context, account_id, order_id = await _read_guard(request, orderId)
-    message_id = path_id(messageId, "messageId", "message_id_invalid")
+    context, account_id, order_id = await _read_guard(request)
+    message_id = path_id(request.path_params["messageId"], "messageId", "message_id_invalid")
     async with context.database.transaction() as connection:
         info, content = await reading.attachment(connection, account_id, order_id, message_id)
     headers = response_headers(request) | {
@@ -258,11 +249,11 @@ async def download_attachment(orderId: str, messageId: str, request: Request) ->
     return Response(content, media_type=CONTENT_TYPES[info.extension], headers=headers)
 
 
-async def _read_guard(request: Request, raw_order_id: str) -> tuple[Context, int, int]:
+async def _read_guard(request: Request) -> tuple[Context, int, int]:
     context = context_of(request)
     parameters = read_query(request, READ_PARAMETERS)
     account_id = await authorize_request(request, context, parameters, READ)
-    return context, account_id, path_id(raw_order_id, "orderId", "order_id_invalid")
+    return context, account_id, path_id(request.path_params["orderId"], "orderId", "order_id_invalid")
 
 
 def _content_disposition(file_name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from postventa.api import openapi
@@ -14,14 +14,14 @@ from postventa.api.params import page_window, read_query
 from postventa.api.ratelimit import READ
 from postventa.api.render_orders import order_json
 from postventa.api.routes.messages import path_id
-from postventa.api.routing import DirectRoute
+from postventa.api.routing import Routes
 from postventa.domain.errors import invalid
 from postventa.domain.orders import StatusType, statuses_of_type
 from postventa.domain.parameters import READ_PARAMETERS, Parameters, parse_identifier
 from postventa.services import reading
 from postventa.store.orders import OrderFilter
 
-router = APIRouter(tags=["Orders"], route_class=DirectRoute)
+router = Routes(tags=["Orders"])
 
 _FILTERS = ("limit", "offset", "statusType", "dateCreatedFrom", "idFrom", "idTo", "sort")
 _SORTS = {
@@ -34,7 +34,7 @@ _SORTS = {
     "/v2/orders",
     summary="The account's orders, a page at a time",
     responses=openapi.read_responses("OrdersPage", "A page of the account's orders."),
-    openapi_extra=openapi.ORDERS_QUERY,
+    extra=openapi.ORDERS_QUERY,
 )
 async def list_orders(request: Request) -> Response:
     """Alephee's paging envelope; filters statusType, dateCreatedFrom, idFrom, idTo; sort by Id or date."""
@@ -69,14 +69,14 @@ async def list_orders(request: Request) -> Response:
     "/v2/orders/{orderId}",
     summary="One order",
     responses=openapi.read_responses("Order", "The order."),
-    openapi_extra=openapi.READ_QUERY,
+    extra=openapi.READ_QUERY,
 )
-async def get_order(orderId: str, request: Request) -> Response:
+async def get_order(request: Request) -> Response:
     """One order of the account."""
     context = context_of(request)
     parameters = read_query(request, READ_PARAMETERS)
     account_id = await authorize_request(request, context, parameters, READ)
-    order_id = path_id(orderId, "orderId", "order_id_invalid")
+    order_id = path_id(request.path_params["orderId"], "orderId", "order_id_invalid")
     async with context.database.transaction() as connection:
         order, seller = await reading.order_of_account(connection, account_id, order_id)
     return JSONResponse(order_json(order, seller), headers=response_headers(request))
