@@ -18,6 +18,10 @@ from postventa.meli.client import MeliClient
 from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.links import MarketplaceLink, save_link
+from postventa.store.outbox.claims import LOAD_JOB, claim_parameters, claim_update, queued_due
+from postventa.store.outbox.outcomes import outcome_values
+from postventa.store.outbox.postgresql import CLAIM_QUEUED_JOBS, outcome_with_attempt
+from postventa.store.prepared import Prepared
 from postventa.store.tables import delivery_attempts, messages, orders
 from tests.conftest import POSTGRES_ADMIN_URL, fresh_database
 from tests.factories import buyer_replies, make_order, make_tenant
@@ -241,23 +245,25 @@ async def test_the_claim_reads_its_index_in_order_and_sorts_nothing(client, data
         "lease_expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(days=2),
         "limit": 2,
     }
-    queued_claim = (outbox._CLAIMS_SKIPPING_LOCKED if not database.is_sqlite else outbox._CLAIMS)[1]
-    async with database.transaction(write=True) as connection:
+    queued_claim = Prepared(
+        claim_update(queued_due, skip_locked=not database.is_sqlite).returning(
+            messages.c.id, messages.c.attempts, messages.c.needs_reconcile
+        )
+    )
+    # The worker's own connection, whose session has the queue's planner settings.
+    async with outbox.queue_statements(database) as connection:
         form, values = queued_claim._bound(connection.dialect, parameters)
-        async with outbox.claim_plan(connection):
-            if database.is_sqlite:
-                plan = " | ".join(
-                    str(row[-1])
-                    for row in await connection.exec_driver_sql(
-                        f"EXPLAIN QUERY PLAN {form.sql}", tuple(values)
-                    )
-                )
-            else:
-                plan = str(
-                    (
-                        await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {form.sql}", tuple(values))
-                    ).scalar()
-                )
+        if database.is_sqlite:
+            plan = " | ".join(
+                str(row[-1])
+                for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {form.sql}", tuple(values))
+            )
+        else:
+            plan = str(
+                (
+                    await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {form.sql}", tuple(values))
+                ).scalar()
+            )
 
     assert "ix_messages_status_next_attempt_at_id" in plan
     assert "Sort" not in plan  # PostgreSQL: no Sort or Incremental Sort node
@@ -293,13 +299,12 @@ async def test_the_jobs_of_a_claim_are_read_without_a_sort_or_jit(database):
     JIT-compile it: 0.36 s a claim.)"""
     now = dt.datetime.now(dt.UTC)
     parameters = {"now": now, "worker": "w", "lease_expires_at": now, "limit": 8, "message_id": 1}
-    statement = outbox._JOB if database.is_sqlite else outbox._CLAIM_QUEUED_JOBS
+    statement = LOAD_JOB if database.is_sqlite else CLAIM_QUEUED_JOBS
     explain = "EXPLAIN QUERY PLAN" if database.is_sqlite else "EXPLAIN (FORMAT JSON)"
-    async with database.transaction(write=True) as connection:
+    async with outbox.queue_statements(database) as connection:  # the worker's own session
         form, values = statement._bound(connection.dialect, parameters)
-        async with outbox.claim_plan(connection):
-            plan = str((await connection.exec_driver_sql(f"{explain} {form.sql}", tuple(values))).all())
-            jit = None if database.is_sqlite else (await connection.exec_driver_sql("SHOW jit")).scalar()
+        plan = str((await connection.exec_driver_sql(f"{explain} {form.sql}", tuple(values))).all())
+        jit = None if database.is_sqlite else (await connection.exec_driver_sql("SHOW jit")).scalar()
     assert "Sort" not in plan  # PostgreSQL: no Sort or Incremental Sort node
     assert "TEMP B-TREE" not in plan  # SQLite: no sorter
     assert jit in (None, "off")
@@ -451,7 +456,7 @@ def _sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-async def _cached_plans(connection, statements: dict[str, tuple[outbox.Prepared, dict]]) -> dict[str, str]:
+async def _cached_plans(connection, statements: dict[str, tuple[Prepared, dict]]) -> dict[str, str]:
     """The plan PostgreSQL caches for each prepared statement, as EXPLAIN EXECUTE shows it."""
     plans = {}
     for name, (statement, parameters) in statements.items():
@@ -485,10 +490,10 @@ async def test_the_worker_plans_made_on_an_empty_queue_stay_right_for_a_full_one
     sent = outbox.Outcome(
         status="sent", attempt_outcome="sent", route="action_guide", marketplace_message_id="m"
     )
-    columns, new_values, attempt_row = outbox._outcome_parameters(reply_id, "w", 1, sent, now, now)
+    outcome = outcome_values(outbox.FinishedAttempt(reply_id, "w", 1, sent, now, now))
     statements = {
-        "claim": (outbox._CLAIM_QUEUED_JOBS, outbox._claim_parameters("w", now, 30) | {"limit": 8}),
-        "outcome": (outbox._outcome_with_attempt(columns), new_values | attempt_row),
+        "claim": (CLAIM_QUEUED_JOBS, claim_parameters("w", now, 30) | {"limit": 8}),
+        "outcome": (outcome_with_attempt(outcome.columns), outcome.new_values | outcome.attempt_row),
     }
     plain_settings = {"plan_cache_mode": "force_generic_plan"}
     async with (
