@@ -163,8 +163,16 @@ class Settings(BaseSettings):
         description="Mercado Libre calls the notifications of one seller may cause per minute.",
     )
     log_level: str = Field(default="info")
+    console_secret: str | None = Field(
+        default=None,
+        description="Key that signs the console's session cookies and CSRF tokens; without it, a random "
+        "key per process (sessions end on restart; several API processes need one set).",
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a console session lasts after sign-in."
+    )
 
-    @field_validator("admin_token", "redis_url", "token_key")
+    @field_validator("admin_token", "redis_url", "token_key", "console_secret")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -186,15 +186,20 @@ def create_app(
     app = build_app(
         settings, database=database, meli=meli, clock=clock, background=background, on_close=close_owned
     )
-    add_console(app)
+    add_console(app, settings, database, clock)
     return app
 
 
-def add_console(app: FastAPI) -> None:
-    """The operator console's parts (issue 19): the admin API's console users."""
+def add_console(
+    app: FastAPI, settings: Settings, database: Database, clock: Callable[[], dt.datetime]
+) -> None:
+    """The operator console (issue 19): its pages, a layer of their own beside the API, and the
+    admin API's console users."""
     from postventa.api.routes import admin_users
+    from postventa.console.app import install_console
 
     app.include_router(admin_users.router)
+    install_console(app, settings, database, clock)
 
 
 def app_from_environment() -> FastAPI:

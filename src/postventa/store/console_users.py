@@ -9,7 +9,12 @@ from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postventa.store.tables import console_conversation_reads, console_user_accounts, console_users
+from postventa.store.tables import (
+    console_conversation_reads,
+    console_user_accounts,
+    console_users,
+    conversations,
+)
 
 
 @dataclass(frozen=True)
@@ -142,20 +147,23 @@ async def read_sequences(connection: AsyncConnection, conversation_ids: list[int
     return {conversation_id: sequence for conversation_id, sequence in rows}
 
 
-async def mark_read(
-    connection: AsyncConnection, conversation_id: int, sequence: int, now: dt.datetime
-) -> None:
-    """Record that the console has read the conversation up to `sequence` (never backwards)."""
+async def mark_read(connection: AsyncConnection, conversation_id: int, now: dt.datetime) -> None:
+    """Record that the console has read the conversation up to its last message."""
+    last = (
+        await connection.execute(
+            select(conversations.c.message_count).where(conversations.c.id == conversation_id)
+        )
+    ).scalar_one()
     known = await read_sequences(connection, [conversation_id])
     if conversation_id not in known:
         await connection.execute(
             insert(console_conversation_reads).values(
-                conversation_id=conversation_id, read_sequence=sequence, read_at=now
+                conversation_id=conversation_id, read_sequence=last, read_at=now
             )
         )
-    elif known[conversation_id] < sequence:
+    elif known[conversation_id] < last:
         await connection.execute(
             update(console_conversation_reads)
             .where(console_conversation_reads.c.conversation_id == conversation_id)
-            .values(read_sequence=sequence, read_at=now)
+            .values(read_sequence=last, read_at=now)
         )

@@ -1,0 +1,41 @@
+"""The console's routes and files, added to the application by the composition root (wiring.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from postventa.config import Settings
+from postventa.console import auth, pages
+from postventa.console.context import HTMX_FILE, PACKAGE_DIRECTORY, ConsoleContext
+from postventa.store.engine import Database
+
+# The files a page loads, read once: they change only with the package (the name carries htmx's version).
+STATIC_FILES = {
+    HTMX_FILE: "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+STATIC_MAX_AGE_SECONDS = 3600
+
+
+def install_console(
+    app: FastAPI, settings: Settings, database: Database, clock: Callable[[], dt.datetime]
+) -> None:
+    """Add the console's pages and static files to `app`."""
+    context = ConsoleContext(settings=settings, database=database, clock=clock)
+    app.include_router(auth.build_router(context))
+    app.include_router(pages.build_router(context))
+    contents = {name: (PACKAGE_DIRECTORY / "static" / name).read_bytes() for name in STATIC_FILES}
+
+    @app.get("/console/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in contents:
+            return Response(status_code=404)
+        return Response(
+            contents[name],
+            media_type=STATIC_FILES[name],
+            headers={"cache-control": f"public, max-age={STATIC_MAX_AGE_SECONDS}"},
+        )

@@ -1,0 +1,126 @@
+"""Signing in and out of the console, and who is signed in (issue 19, item 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from postventa.console.context import ConsoleContext
+from postventa.console.render import page, see_other
+from postventa.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, new_nonce
+from postventa.domain.console_users import normal_email
+from postventa.services import console_users
+from postventa.store.console_users import ConsoleUser, get_user
+
+# One message for every failed sign-in: it tells no one whether the email has an account.
+SIGNIN_FAILED = "The email or the password is not right, or there were too many attempts. Try again later."
+MAX_FORM_FIELD_CHARACTERS = 2000
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The user of a request, and the CSRF token of the forms shown to them."""
+
+    user: ConsoleUser
+    csrf: str
+
+    @property
+    def account_ids(self) -> frozenset[int]:
+        """The accounts the user may see."""
+        return frozenset(self.user.account_ids)
+
+
+async def signed_in(context: ConsoleContext, request: Request) -> SignedIn | None:
+    """The request's user, when its session cookie is valid, unexpired and its user still exists
+    with the password it signed in with."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    claim = context.signer.read_claim(cookie, context.clock().timestamp())
+    if claim is None or cookie is None:
+        return None
+    async with context.database.transaction() as connection:
+        user = await get_user(connection, claim.user_id)
+    if user is None or not context.signer.claim_holds(claim, user.password_hash):
+        return None
+    return SignedIn(user, context.signer.csrf_token(cookie))
+
+
+def _field(form: object, name: str) -> str:
+    value = form.get(name) if hasattr(form, "get") else None
+    return value[:MAX_FORM_FIELD_CHARACTERS] if isinstance(value, str) else ""
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def build_router(context: ConsoleContext) -> APIRouter:
+    """/console/login and /console/logout."""
+    router = APIRouter(include_in_schema=False)
+
+    def signin_form(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        nonce = request.cookies.get(SIGNIN_COOKIE) or new_nonce()
+        response = page(
+            context, "login.html", status=status, error=error, csrf=context.signer.csrf_token(nonce)
+        )
+        response.set_cookie(
+            SIGNIN_COOKIE,
+            nonce,
+            httponly=True,
+            samesite="lax",
+            secure=context.secure_cookies,
+            path="/console",
+        )
+        return response
+
+    @router.get("/console/login")
+    async def login_page(request: Request) -> Response:
+        if await signed_in(context, request) is not None:
+            return see_other("/console/")
+        return signin_form(request)
+
+    @router.post("/console/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        if not context.signer.csrf_holds(request.cookies.get(SIGNIN_COOKIE), _field(form, "csrf")):
+            return signin_form(request, error="The form expired. Sign in again.", status=403)
+        email, address = normal_email(_field(form, "email")), _client_address(request)
+        user = None
+        if context.throttle.allows(email, address):
+            async with context.database.transaction() as connection:
+                user = await console_users.check_password(connection, email, _field(form, "password"))
+        if user is None:
+            context.throttle.failed(email, address)
+            return signin_form(request, error=SIGNIN_FAILED, status=401)
+        return _start_session(user)
+
+    def _start_session(user: ConsoleUser) -> Response:
+        expires_at = int(context.clock().timestamp()) + context.session_seconds
+        cookie = context.signer.session_cookie(user.id, expires_at, user.password_hash)
+        response = see_other("/console/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=context.session_seconds,
+            httponly=True,
+            samesite="lax",
+            secure=context.secure_cookies,
+            path="/",
+        )
+        response.delete_cookie(SIGNIN_COOKIE, path="/console")
+        return response
+
+    @router.post("/console/logout")
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        session = request.cookies.get(SESSION_COOKIE)
+        if not context.signer.csrf_holds(session, _field(form, "csrf")):
+            return page(context, "forbidden.html", status=403)
+        response = see_other("/console/login")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=context.secure_cookies
+        )
+        return response
+
+    return router
