@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
-from postventa.store import engine
+from postventa.store import sqlite_writes
 from postventa.store.engine import Database
 from postventa.store.prepared import Prepared
 
@@ -38,13 +38,13 @@ async def database(tmp_path: Path) -> Any:
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements run straight on the driver (BEGIN, SAVEPOINT, COMMIT…), in order."""
     seen: list[str] = []
-    original = engine._on_driver
+    original = sqlite_writes.on_driver
 
     async def recording(driver: Any, statement: str) -> None:
         seen.append(statement)
         await original(driver, statement)
 
-    monkeypatch.setattr(engine, "_on_driver", recording)
+    monkeypatch.setattr(sqlite_writes, "on_driver", recording)
     return seen
 
 
@@ -123,18 +123,18 @@ async def test_a_plain_write_commits_the_open_group_before_its_own(database):
 
 
 async def test_a_failed_commit_fails_every_member_and_keeps_nothing(database, monkeypatch):
-    original = engine._on_driver
+    original = sqlite_writes.on_driver
 
     async def commit_fails(driver: Any, statement: str) -> None:
         if statement == "COMMIT":
             raise OperationalError(statement, None, RuntimeError("disk I/O error"))
         await original(driver, statement)
 
-    monkeypatch.setattr(engine, "_on_driver", commit_fails)
+    monkeypatch.setattr(sqlite_writes, "on_driver", commit_fails)
     results = await asyncio.gather(
         *(grouped_insert(database, f"n{number}") for number in range(5)), return_exceptions=True
     )
-    monkeypatch.setattr(engine, "_on_driver", original)
+    monkeypatch.setattr(sqlite_writes, "on_driver", original)
 
     assert all(isinstance(result, OperationalError) for result in results), results
     assert await bodies(database) == []
