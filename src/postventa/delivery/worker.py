@@ -94,13 +94,13 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Deliveries whose attempt is over and whose outcome is being written: their slot is free
-        # already (on PostgreSQL the write took 3 ms of an 11 ms delivery at 8 in flight). Claims
+        # already (on PostgreSQL the write is a good part of a delivery: docs/performance.md). Claims
         # wait while more than twice `concurrency` of them are pending.
         self._recording: set[asyncio.Task[None]] = set()
         # Messages claimed ahead of a free slot (up to `concurrency` of them), with when they were
         # claimed (the loop's clock): a slot freed starts the next one at once instead of waiting
-        # for a claim. On PostgreSQL at 8 in flight a claim took 6.6 ms against an attempt's 8.7,
-        # and slots stood idle half the time. They are delivered before the worker stops.
+        # for a claim, which can take nearly as long as an attempt (slots waiting for claims stood
+        # idle: docs/performance.md). They are delivered before the worker stops.
         self._ready: deque[tuple[ClaimedMessage, DeliveryJob, float]] = deque()
         self.claim_ahead = concurrency
         self._sessions: dict[int, tuple[Session, float]] = {}
@@ -109,7 +109,7 @@ class DeliveryWorker:
         # After a claim the worker waits to be woken (an attempt finished, a message queued) unless
         # this many messages are still wanted (`_wanted`); woken, it claims them all at once.
         # Waiting instead until this many were free, to share claims, left slots standing idle
-        # (at 32 in flight: 756 messages/s against 1,324; docs/decisions.md).
+        # (docs/decisions.md).
         self._claim_batch = max(1, concurrency // 4)
         # An attempt ends before its lease does, whatever it waits for (ATTEMPT_SHARE_OF_LEASE).
         self._attempt_time_limit = lease_seconds * ATTEMPT_SHARE_OF_LEASE

@@ -9,13 +9,12 @@ classes, so callers meet the same errors as from SQLAlchemy's own execution.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class RawResult:
-    """What a connector hands back: the rows as the driver gave them, and the cursor's counts."""
+class RawResult(NamedTuple):
+    """What a connector hands back: the rows as the driver gave them, and the cursor's counts (a
+    named tuple: one is made per statement, and a dataclass costs several times more to make)."""
 
     rows: Sequence[Sequence[Any]]
     rowcount: int
@@ -24,6 +23,14 @@ class RawResult:
 
 class Connector(Protocol):
     """How a backend runs plain SQL on its driver connection (sqlite3's or asyncpg's)."""
+
+    def run_now(
+        self, driver: Any, sql: str, values: Sequence[Any], returns_rows: bool, /
+    ) -> RawResult | None:
+        """Run `sql` at once if the driver answers without waiting (SQLite, unless another process
+        holds the lock); None when it must be awaited (`run`). A coroutine per statement costs more
+        than most of SQLite's statements."""
+        ...
 
     async def run(self, driver: Any, sql: str, values: Sequence[Any], *, returns_rows: bool) -> RawResult:
         """Run `sql` once with positional `values`; its rows when `returns_rows`."""

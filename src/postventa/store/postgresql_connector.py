@@ -26,6 +26,12 @@ _ROW_COUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")  # a comma
 class PostgresqlConnector:
     """`Connector` for asyncpg."""
 
+    def run_now(
+        self, driver: asyncpg.Connection, sql: str, values: Sequence[Any], returns_rows: bool, /
+    ) -> RawResult | None:
+        """Never: every statement is a round trip to the server (`run`)."""
+        return None
+
     async def run(
         self, driver: asyncpg.Connection, sql: str, values: Sequence[Any], *, returns_rows: bool
     ) -> RawResult:

@@ -86,6 +86,7 @@ class _Form:
     """A statement compiled for one dialect, with what binding and reading its rows need."""
 
     sql: str
+    connector: Connector
     parameter_names: tuple[str, ...]
     literals: dict[str, Any]  # values written into the statement itself (`status == "sending"`)
     # (position, processor) of the parameters and columns that have one: most have none, and these
@@ -120,12 +121,13 @@ class Prepared:
     async def execute(self, connection: AsyncConnection, parameters: Mapping[str, Any]) -> Rows:
         """Run the statement in the connection's transaction (or, on a `Database.statements()`
         connection, as a statement of its own)."""
-        dialect = connection.dialect
-        form, values = self._bound(dialect, parameters)
+        form, values = self._bound(connection.dialect, parameters)
+        driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        returns_rows = form.row_type is not None
         try:
-            raw = await CONNECTORS[dialect.name].run(
-                _driver(connection), form.sql, values, returns_rows=form.row_type is not None
-            )
+            raw = form.connector.run_now(driver, form.sql, values, returns_rows)
+            if raw is None:
+                raw = await form.connector.run(driver, form.sql, values, returns_rows=returns_rows)
         except DBAPIError as error:
             await _invalidate_if_gone(connection, error)
             raise
@@ -146,7 +148,7 @@ class Prepared:
         bound = [self._bound(connection.dialect, parameters) for parameters in many]
         form = bound[0][0]
         try:
-            records = await CONNECTORS[connection.dialect.name].fetch_each(
+            records = await form.connector.fetch_each(
                 _driver(connection), form.sql, [values for _form, values in bound]
             )
         except DBAPIError as error:
@@ -173,6 +175,7 @@ class Prepared:
         binds = compiled.binds
         form = self._forms[dialect.name] = _Form(
             sql=compiled.string,
+            connector=CONNECTORS[dialect.name],
             parameter_names=names,
             literals={name: bind.effective_value for name, bind in binds.items() if not bind.required},
             bind_steps=_steps(

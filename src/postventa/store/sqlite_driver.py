@@ -268,7 +268,7 @@ class WriterLock:
     asyncio.Lock hands a released lock to the longest waiter, which takes it one turn of the event
     loop later; meanwhile everyone else who asks queues behind. After a checkpoint held writers off
     for a few milliseconds the queue it built drained one writer per turn of a busy loop while new
-    writers kept joining it: a convoy that added ~100 ms to some sends under load. A write seldom
+    writers kept joining it: a convoy that held some sends back for long under load. A write seldom
     waits while holding the lock (its statements run on the loop's thread, without yielding), so a
     woken waiter that lost the lock to a newcomer mostly finds it free again at its turn. Mutual
     exclusion is the same; only the order differs.

@@ -119,19 +119,10 @@ async def claim_jobs(
 
 
 async def claim_due_messages(
-    connection: AsyncConnection,
-    worker: str,
-    now: dt.datetime,
-    *,
-    limit: int,
-    lease_seconds: float,
-    expired_leases: bool = True,
+    connection: AsyncConnection, worker: str, now: dt.datetime, **options: Any
 ) -> list[ClaimedMessage]:
-    """`claim_jobs`, the claimed messages alone."""
-    jobs = await claim_jobs(
-        connection, worker, now, limit=limit, lease_seconds=lease_seconds, expired_leases=expired_leases
-    )
-    return [message for message, _job in jobs]
+    """`claim_jobs` (with its keyword options), the claimed messages alone."""
+    return [message for message, _job in await claim_jobs(connection, worker, now, **options)]
 
 
 async def load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:

@@ -239,7 +239,7 @@ def job(row: Any) -> DeliveryJob:
 # empty queue, it chose sequential scans of messages and orders with hash joins (docs/performance.md
 # has both, measured). So sorts, sequential scans, hash and merge joins are discouraged, and
 # just-in-time compilation, which is for long analytical queries, is off (a plan whose cost the
-# settings inflate would otherwise be compiled, for a third of a second, on every claim).
+# settings inflate would otherwise be compiled, at length, on every claim).
 QUEUE_PLANNER_SETTINGS = {
     "enable_sort": "off",
     "enable_seqscan": "off",

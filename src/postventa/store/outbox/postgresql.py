@@ -16,37 +16,27 @@ from typing import Any
 from sqlalchemy import case, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postventa.store.outbox.claims import (
-    JOB_MESSAGE_COLUMNS,
-    LOAD_JOB,
-    ClaimedMessage,
-    DeliveryJob,
-    claim_update,
-    claimed,
-    job,
-    job_query,
-    lease_expired,
-    queued_due,
-)
+from postventa.store.outbox import claims
+from postventa.store.outbox.claims import ClaimedMessage, DeliveryJob
 from postventa.store.outbox.outcomes import FinishedAttempt, attempt_values, fenced_update, outcome_values
 from postventa.store.prepared import Prepared
 from postventa.store.tables import delivery_attempts, messages
 
 # Seldom any: their jobs are read one by one.
 TAKE_OVER_EXPIRED = Prepared(
-    claim_update(lease_expired, skip_locked=True).returning(
+    claims.claim_update(claims.lease_expired, skip_locked=True).returning(
         messages.c.id, messages.c.attempts, messages.c.needs_reconcile
     )
 )
 _CLAIMED = (
-    claim_update(queued_due, skip_locked=True)
-    .returning(*(messages.c[name] for name in JOB_MESSAGE_COLUMNS))
+    claims.claim_update(claims.queued_due, skip_locked=True)
+    .returning(*(messages.c[name] for name in claims.JOB_MESSAGE_COLUMNS))
     .cte("claimed")
 )
 # Not ordered here: with sorting discouraged (QUEUE_PLANNER_SETTINGS) a Sort node, even of two rows,
-# costs the statement enough for PostgreSQL to compile it just in time, a third of a second a
-# claim. Sorted by the caller.
-CLAIM_QUEUED_JOBS = Prepared(job_query(_CLAIMED))
+# costs the statement enough for PostgreSQL to compile it just in time, on every claim
+# (docs/performance.md). Sorted by the caller.
+CLAIM_QUEUED_JOBS = Prepared(claims.job_query(_CLAIMED))
 
 
 @functools.cache
@@ -70,12 +60,12 @@ class PostgresqlQueue:
         jobs: list[tuple[ClaimedMessage, DeliveryJob]] = []
         if expired_leases:
             for row in await TAKE_OVER_EXPIRED.execute(connection, parameters | {"limit": limit}):
-                loaded = (await LOAD_JOB.execute(connection, {"message_id": row.id})).one()
-                jobs.append((claimed(row), job(loaded)))
+                loaded = (await claims.LOAD_JOB.execute(connection, {"message_id": row.id})).one()
+                jobs.append((claims.claimed(row), claims.job(loaded)))
         if len(jobs) < limit:
             rows = await CLAIM_QUEUED_JOBS.execute(connection, parameters | {"limit": limit - len(jobs)})
             due_order = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
-            jobs.extend((claimed(row), job(row)) for row in due_order)
+            jobs.extend((claims.claimed(row), claims.job(row)) for row in due_order)
         return jobs
 
     async def record_outcomes(

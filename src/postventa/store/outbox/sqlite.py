@@ -13,16 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postventa.store.outbox.claims import (
-    LOAD_JOB,
-    ClaimedMessage,
-    DeliveryJob,
-    claim_update,
-    claimed,
-    job,
-    lease_expired,
-    queued_due,
-)
+from postventa.store.outbox import claims
+from postventa.store.outbox.claims import ClaimedMessage, DeliveryJob
 from postventa.store.outbox.outcomes import (
     INSERT_ATTEMPT,
     FinishedAttempt,
@@ -36,11 +28,11 @@ from postventa.store.tables import messages
 # anything queued since.
 _CLAIMS = tuple(
     Prepared(
-        claim_update(which, skip_locked=False).returning(
+        claims.claim_update(which, skip_locked=False).returning(
             messages.c.id, messages.c.attempts, messages.c.needs_reconcile
         )
     )
-    for which in (lease_expired, queued_due)
+    for which in (claims.lease_expired, claims.queued_due)
 )
 
 
@@ -57,7 +49,7 @@ class SqliteQueue:
             if len(taken) >= limit:
                 break
             rows = await statement.execute(connection, parameters | {"limit": limit - len(taken)})
-            taken.extend(claimed(row) for row in rows)
+            taken.extend(claims.claimed(row) for row in rows)
         return [(message, await _load_job(connection, message.id)) for message in taken]
 
     async def record_outcomes(
@@ -79,4 +71,4 @@ class SqliteQueue:
 
 
 async def _load_job(connection: AsyncConnection, message_id: int) -> DeliveryJob:
-    return job((await LOAD_JOB.execute(connection, {"message_id": message_id})).one())
+    return claims.job((await claims.LOAD_JOB.execute(connection, {"message_id": message_id})).one())
