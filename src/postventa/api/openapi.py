@@ -179,6 +179,9 @@ SEND_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_EMPTY: dict[str, Any] = {"type": "string", "maxLength": 0}
+
+
 def _query(
     name: str,
     description: str,
@@ -190,6 +193,9 @@ def _query(
     schema: dict[str, Any] = {"type": schema_type}
     if bounds is not None:
         schema |= {"minimum": bounds[0], "maximum": bounds[1]}
+    if schema_type == "integer":
+        # An empty value (`?accountId=`) is an absent one, as for every parameter.
+        schema = {"anyOf": [schema, _EMPTY]}
     return {
         "name": name,
         "in": "query",
