@@ -41,6 +41,16 @@ MIX = (
     ("attachment_base64", 1, "answered"),
 )
 CYCLE = sum(count for _name, count, _pool in MIX)
+# The request kinds the report measures one at a time (each a group of the mix's entries), and the
+# mix itself; the issue's targets hold for each kind on its own.
+KINDS: dict[str, tuple[str, ...]] = {
+    "text_json": ("text_json",),
+    "text_query": ("text_query",),
+    "template": ("template_variants", "template_billing"),
+    "attachment_base64": ("attachment_base64",),
+    "attachment_multipart": ("attachment_multipart",),
+    "mix": tuple(name for name, _count, _pool in MIX),
+}
 
 
 def small_pdf(size: int = PDF_BYTES) -> bytes:
@@ -135,10 +145,18 @@ def send_mix(port: int, api_key: str, account_id: int) -> list[dict[str, Any]]:
     return kinds
 
 
-def pool_needs(requests: int) -> dict[str, int]:
-    """How many orders of each pool `requests` requests of the mix use (rounded up, plus one cycle)."""
-    cycles = requests // CYCLE + 2
-    needs: dict[str, int] = {}
-    for _name, count, pool in MIX:
-        needs[pool] = needs.get(pool, 0) + count * cycles
+def kind_requests(kind: str, port: int, api_key: str, account_id: int) -> list[dict[str, Any]]:
+    """The load generator's requests for one of KINDS: its entries of the mix, in the mix's shares."""
+    names = KINDS[kind]
+    return [entry for entry in send_mix(port, api_key, account_id) if entry["name"] in names]
+
+
+def pool_needs(requests: int, kind: str = "mix") -> dict[str, int]:
+    """How many orders of each pool `requests` requests of `kind` use (rounded up, plus two cycles)."""
+    entries = [(count, pool) for name, count, pool in MIX if name in KINDS[kind]]
+    cycle = sum(count for count, _pool in entries)
+    cycles = requests // cycle + 2
+    needs: dict[str, int] = {"fresh": 0, "answered": 0}
+    for count, pool in entries:
+        needs[pool] += count * cycles
     return needs

@@ -109,6 +109,12 @@ def check_send(run: dict[str, Any]) -> None:
     assert run["results"]["postventa-sqlite"]["serve_log_has_worker_started"] is False
     comparison = run["ratios"]["postventa-sqlite"]
     assert {"rps_ratio", "p99_ratio", "targets"} <= set(comparison)
+    # A row per request kind measured on its own (quick mode: the plain JSON send), and the mix.
+    assert set(run["per_kind"]) == {"text_json", "mix"}
+    for by_target in run["per_kind"].values():
+        assert by_target["postventa-sqlite"]["requests"] > 0
+        assert by_target["postventa-sqlite"]["errors"] == 0
+    assert "targets" in run["per_kind_ratios"]["text_json"]["postventa-sqlite"]
 
 
 def check_delivery(run: dict[str, Any]) -> None:

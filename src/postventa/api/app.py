@@ -88,8 +88,9 @@ def build_app(
     )
     app.state.context = context
     install_error_handlers(app)
-    # The public API's plain routes (api/routing.py), the send first: routes are tried in order.
-    app.router.routes.extend([*messages.router.routes, *orders.router.routes, *accounts.router.routes])
+    # The public API's plain routes (api/routing.py), ahead of the docs' routes and the send first:
+    # the router tries each route's pattern in turn, and most requests are sends.
+    app.router.routes[:0] = [*messages.router.routes, *orders.router.routes, *accounts.router.routes]
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(observability_router)  # /metrics, /readyz
