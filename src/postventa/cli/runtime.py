@@ -145,6 +145,10 @@ def _serve_metrics(host: str, port: int) -> WSGIServer:
     """prometheus_client's exposition server in a thread; a port that cannot be bound exits 2."""
     from prometheus_client import start_http_server
 
+    # The service's metrics are registered when their module is imported: before the first scrape,
+    # not when the worker's modules happen to be.
+    import postventa.metrics  # noqa: F401
+
     try:
         server, _thread = start_http_server(port, addr=host)
     except OSError as error:
