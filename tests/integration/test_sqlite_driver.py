@@ -112,3 +112,27 @@ async def test_checkpoints_keep_the_log_small(tmp_path):
     checkpointed = await _write_log(tmp_path / "with.db", commits_per_checkpoint=50, commits=1000)
     never = await _write_log(tmp_path / "without.db", commits_per_checkpoint=10**9, commits=1000)
     assert checkpointed * 3 < never
+
+
+async def test_the_in_loop_driver_is_a_dialect_sqlalchemy_knows(tmp_path):
+    """`sqlite+inloop://` opens with SQLAlchemy's own `create_async_engine`, as any registered
+    driver does: plain statements, streamed results and a transaction that rolls back."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    import postventa.store.sqlite_driver  # noqa: F401  (registers the dialect)
+
+    engine = create_async_engine(f"sqlite+inloop:///{tmp_path / 'plain.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+            await connection.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.execute(text("INSERT INTO t VALUES (4)"))
+            await transaction.rollback()
+        async with engine.connect() as connection:
+            streamed = [row.n async for row in await connection.stream(text("SELECT n FROM t ORDER BY n"))]
+        assert engine.dialect.driver == "inloop"
+        assert streamed == [1, 2, 3]
+    finally:
+        await engine.dispose()

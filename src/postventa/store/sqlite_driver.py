@@ -118,6 +118,9 @@ class InLoopConnection:
         self.sqlite = sqlite
         self.busy_timeout_seconds = busy_timeout_seconds
         self.closed = False
+        # What the dialect's begin sends: the writers' shared connection takes the write lock at
+        # once (store/sqlite_writes.py), readers take none until they read.
+        self.begin_statement = "BEGIN"
 
     @property
     def isolation_level(self) -> str | None:
@@ -232,6 +235,13 @@ class InLoopSQLiteDialect(SQLiteDialect_pysqlite):
     def import_dbapi(cls) -> InLoopDBAPI:
         """sqlite3, as an asyncio DB-API module."""
         return InLoopDBAPI()
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        """BEGIN (the connection's `begin_statement`) on the driver, unless a transaction was begun
+        there already: sqlite3 runs in autocommit mode, so nothing else would open one."""
+        driver: InLoopConnection = dbapi_connection.driver_connection
+        if not driver.sqlite.in_transaction:
+            await_(driver.when_not_busy(driver.sqlite.execute, driver.begin_statement))
 
     def get_driver_connection(self, connection: Any) -> InLoopConnection:
         """The `InLoopConnection` inside SQLAlchemy's adapter (what `driver_connection` gives)."""

@@ -27,15 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util.concurrency import await_
 
 from postventa.store import sqlite_driver
 from postventa.store.sqlite_driver import Checkpointer, InLoopConnection, WriterLock
-
-_BEGIN_OPTION = "postventa_sqlite_begin"
 
 
 @dataclass
@@ -104,7 +100,7 @@ class SqliteWrites:
         connection = writers.connection
         if connection is None or connection.closed or connection.invalidated:
             connection = await self.engine.connect()
-            await connection.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            driver_of(connection).begin_statement = "BEGIN IMMEDIATE"
             writers.connection = connection
         return connection
 
@@ -213,8 +209,8 @@ def driver_of(connection: AsyncConnection) -> InLoopConnection:
 @asynccontextmanager
 async def _driver_transaction(connection: AsyncConnection, driver: InLoopConnection) -> AsyncIterator[None]:
     """BEGIN IMMEDIATE and COMMIT straight on the driver. A statement run through SQLAlchemy inside
-    the block joins this transaction (`_on_begin` sees it open) and is then committed or rolled back
-    through SQLAlchemy, which ends its own bookkeeping with it."""
+    the block joins this transaction (the dialect's `do_begin` sees it open) and is then committed or
+    rolled back through SQLAlchemy, which ends its own bookkeeping with it."""
     await on_driver(driver, "BEGIN IMMEDIATE")
     try:
         yield
@@ -264,8 +260,7 @@ def _settle(group: _Group, error: BaseException | None) -> None:
 
 
 def _configure(engine: AsyncEngine) -> None:
-    """Every connection in WAL mode with its checkpoints left to `Checkpointer`; SQLAlchemy's BEGIN
-    sent straight to the driver, or not at all inside a transaction begun there."""
+    """Every connection in WAL mode, its checkpoints left to `Checkpointer`."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -279,12 +274,3 @@ def _configure(engine: AsyncEngine) -> None:
         # instead of on whichever request's commit crossed the threshold.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        begin = connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
-        driver = connection.connection.driver_connection
-        assert isinstance(driver, InLoopConnection)
-        if driver.sqlite.in_transaction:  # begun on the driver by SqliteWrites
-            return
-        await_(on_driver(driver, begin))  # straight to the driver: a statement's cost
