@@ -98,7 +98,8 @@ def _body_schema(model: type[BaseModel]) -> dict[str, object]:
 Model = TypeVar("Model", bound=BaseModel)
 
 
-async def _validated(request: Request, model: type[Model]) -> Model:
+async def validated_body(request: Request, model: type[Model]) -> Model:
+    """The JSON body as `model`, or the admin API's 400 naming the field."""
     document = await read_json_document(request)
     try:
         return model.model_validate(document)
@@ -114,7 +115,7 @@ async def _validated(request: Request, model: type[Model]) -> Model:
 )
 async def create_account(request: Request, context: Admin) -> Response:
     """A new seller account."""
-    body = await _validated(request, AccountIn)
+    body = await validated_body(request, AccountIn)
     async with context.database.transaction(write=True) as connection:
         account = await admin.create_account(connection, body.Name, context.clock())
     return JSONResponse({"Id": account.id, "Name": account.name}, status_code=201)
@@ -154,7 +155,7 @@ async def update_account(accountId: str, request: Request, context: Admin) -> Re
     """Change the account's Name, BusinessName, DocType or DocNumber (what GET /v2/accounts shows);
     the fields left out stay as they are, and null clears one of the last three."""
     account_id = path_id(accountId, "accountId", "account_id_invalid")
-    body = await _validated(request, AccountUpdateIn)
+    body = await validated_body(request, AccountUpdateIn)
     changes = {_ACCOUNT_COLUMNS[field]: getattr(body, field) for field in body.model_fields_set}
     async with context.database.transaction(write=True) as connection:
         detail = await admin.update_account(connection, account_id, changes)
@@ -169,7 +170,7 @@ async def update_account(accountId: str, request: Request, context: Admin) -> Re
 )
 async def create_api_key(request: Request, context: Admin) -> Response:
     """A key for one or more accounts; the key is shown only in this response."""
-    body = await _validated(request, ApiKeyIn)
+    body = await validated_body(request, ApiKeyIn)
     async with context.database.transaction(write=True) as connection:
         created = await admin.create_api_key(
             connection, body.AccountIds, context.settings.api_key_pepper, context.clock(), body.RateLimits
@@ -193,7 +194,7 @@ async def create_api_key(request: Request, context: Admin) -> Response:
 async def set_api_key_limits(keyId: str, request: Request, context: Admin) -> Response:
     """Give a key its own rate limits, or back to the defaults with null; applies to its next request."""
     key_id = path_id(keyId, "keyId", "key_id_invalid")
-    body = await _validated(request, ApiKeyLimitsIn)
+    body = await validated_body(request, ApiKeyLimitsIn)
     async with context.database.transaction(write=True) as connection:
         stored = await admin.set_api_key_rate_limits(connection, key_id, body.RateLimits)
     return JSONResponse({"Id": key_id, "RateLimits": stored})
@@ -235,7 +236,7 @@ async def import_orders(accountId: str, request: Request, context: Admin) -> Res
 async def buyer_message(orderId: str, request: Request, context: Admin) -> Response:
     """Record a buyer's reply, as the marketplace integration does."""
     order_id = path_id(orderId, "orderId", "order_id_invalid")
-    body = await _validated(request, BuyerMessageIn)
+    body = await validated_body(request, BuyerMessageIn)
     async with context.database.transaction(write=True) as connection:
         message_id = await record_buyer_reply(
             connection, order_id=order_id, text=body.Text, now=context.clock()

@@ -3,19 +3,17 @@ API keys (machines). Behind the same admin token, with the same error body, as t
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from postventa.api.context import Context
-from postventa.api.params import read_json_document
-from postventa.api.routes.admin import require_admin
+from postventa.api.routes.admin import require_admin, validated_body
 from postventa.api.routes.messages import path_id
 from postventa.domain.console_users import MAX_PASSWORD_CHARACTERS, OPERATOR
 from postventa.services import console_users
-from postventa.services.order_input import validation_refusal
 from postventa.store.console_users import ConsoleUser
 
 Admin = Annotated[Context, Depends(require_admin)]
@@ -45,17 +43,6 @@ class UserUpdateIn(BaseModel):
     Role: str | None = None
 
 
-Model = TypeVar("Model", bound=BaseModel)
-
-
-async def _validated(request: Request, model: type[Model]) -> Model:
-    document = await read_json_document(request)
-    try:
-        return model.model_validate(document)
-    except ValidationError as error:
-        raise validation_refusal(error) from error
-
-
 def user_json(user: ConsoleUser) -> dict[str, object]:
     """A console user as the admin API shows it (never its password hash)."""
     return {"Id": user.id, "Email": user.email, "AccountIds": list(user.account_ids), "Role": user.role}
@@ -64,7 +51,7 @@ def user_json(user: ConsoleUser) -> dict[str, object]:
 @router.post("/users", status_code=201)
 async def create_user(request: Request, context: Admin) -> Response:
     """A console user for one or more accounts; a taken email is a 409."""
-    body = await _validated(request, UserIn)
+    body = await validated_body(request, UserIn)
     async with context.database.transaction(write=True) as connection:
         user = await console_users.create_user(
             connection,
@@ -89,7 +76,7 @@ async def list_users(context: Admin) -> Response:
 async def update_user(userId: str, request: Request, context: Admin) -> Response:
     """Change a user's Password (their sessions end), AccountIds or Role."""
     user_id = path_id(userId, "userId", "user_id_invalid")
-    body = await _validated(request, UserUpdateIn)
+    body = await validated_body(request, UserUpdateIn)
     changes = console_users.UserChanges(password=body.Password, account_ids=body.AccountIds, role=body.Role)
     async with context.database.transaction(write=True) as connection:
         user = await console_users.update_user(connection, user_id, changes)
