@@ -64,18 +64,23 @@ async def test_claims_wait_while_more_than_twice_as_many_outcomes_as_slots_are_p
 
 
 async def test_messages_claimed_ahead_start_as_slots_free_and_are_handed_back_on_stop(database, monkeypatch):
-    claims: list[int] = []
+    # Claims by worker id: a live server's worker of another test in this process calls the same
+    # module function while it is patched.
+    claims_by: dict[str, list[int]] = {}
     next_id = iter(range(1, 100))
 
-    async def claim_jobs(connection, worker, now, *, limit, **_options):
-        claims.append(limit)
+    async def claim_jobs(connection, worker_id, now, *, limit, **_options):
+        claims_by.setdefault(worker_id, []).append(limit)
+        if worker_id != worker.worker_id:
+            return []
         return [(ClaimedMessage(next(next_id), 1, False), None) for _ in range(limit)]
 
     monkeypatch.setattr(outbox, "claim_jobs", claim_jobs)
     released: list[list[int]] = []
 
-    async def release_claimed(connection, message_ids, worker, now):
-        released.append(list(message_ids))
+    async def release_claimed(connection, message_ids, worker_id, now):
+        if worker_id == worker.worker_id:
+            released.append(list(message_ids))
         return len(message_ids)
 
     monkeypatch.setattr(outbox, "release_claimed", release_claimed)
@@ -99,7 +104,7 @@ async def test_messages_claimed_ahead_start_as_slots_free_and_are_handed_back_on
     attempts_over[1].set()
     await asyncio.sleep(0.01)
     assert started == [1, 2]  # started as the slot freed, without waiting for a claim
-    assert claims == [2]
+    assert claims_by[worker.worker_id] == [2]
 
     assert await worker.run_once() == 1  # one ahead again
     stop = asyncio.Event()
@@ -111,4 +116,4 @@ async def test_messages_claimed_ahead_start_as_slots_free_and_are_handed_back_on
     attempts_over[2].set()
     await asyncio.wait_for(stopping, 5)
     assert started == [1, 2]
-    assert claims == [2, 1]
+    assert claims_by[worker.worker_id] == [2, 1]
