@@ -112,7 +112,8 @@ async def test_the_docs_pages_get_a_policy_that_lets_them_load(app_client, path)
     )
     kinds = {"script": "script-src", "link": "style-src"}
     for tag, url in re.findall(r'<(script|link)[^>]*(?:src|href)="([^"]+)"', page.text):
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "'self'"
         directive = "img-src" if "icon" in url or url.endswith(".png") else kinds[tag]
         assert origin in directives[directive], (path, url, directive)
     if "<script>" in page.text:
@@ -163,3 +164,19 @@ async def test_the_real_server_sends_them_on_its_own_refusals(live_server):
     for name, value in COMMON.items():
         assert too_large.headers[name] == value
     assert too_large.headers["content-security-policy"] == API_CONTENT_SECURITY_POLICY
+
+
+async def test_the_swagger_ui_page_needs_no_internet(app_client):
+    """/docs loads Swagger UI's script, style and icon from this origin (the pinned package)."""
+    page = await app_client.get("/docs")
+
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert urls
+    assert all(url.startswith("/docs/static/") for url in urls), urls
+    for url in urls:
+        served = await app_client.get(url)
+        assert served.status_code == 200, url
+        assert served.content
+    script = await app_client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert "SwaggerUIBundle" in script.text

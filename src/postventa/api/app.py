@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from postventa import __version__
 from postventa.api import openapi
 from postventa.api.context import Context, utc_now
+from postventa.api.docs_pages import DOCS_PATHS, install_docs
 from postventa.api.edge import EdgedFastAPI
 from postventa.api.errors import install_error_handlers
 from postventa.api.intake import BodyIntake
@@ -78,6 +79,9 @@ def build_app(
         intake=BodyIntake.from_settings(settings),
         max_query_bytes=settings.max_query_bytes,
         strict_transport=serves_https(settings.public_url),
+        # /docs with Swagger UI's files from the package, not a CDN (api/docs_pages.py).
+        docs_url=None,
+        docs_paths=DOCS_PATHS,
         title="postventa",
         version=__version__,
         summary="Message the buyers of your Mercado Libre orders (Alephee API v2 messages contract).",
@@ -88,6 +92,7 @@ def build_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    install_docs(app)
     # The public API's plain routes (api/routing.py), ahead of the docs' routes and the send first:
     # the router tries each route's pattern in turn, and most requests are sends.
     app.router.routes[:0] = [*messages.router.routes, *orders.router.routes, *accounts.router.routes]

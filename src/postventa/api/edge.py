@@ -161,17 +161,25 @@ class EdgedFastAPI(FastAPI):
     """
 
     def __init__(
-        self, *, intake: BodyIntake, max_query_bytes: int, strict_transport: bool = False, **options: Any
+        self,
+        *,
+        intake: BodyIntake,
+        max_query_bytes: int,
+        strict_transport: bool = False,
+        docs_paths: tuple[str, ...] = (),
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self.intake, self.max_query_bytes = intake, max_query_bytes
         self.strict_transport = strict_transport
+        # Documentation pages served by routes of our own (api/docs_pages.py), beside FastAPI's.
+        self.own_docs_paths = docs_paths
 
     def build_middleware_stack(self) -> ASGIApp:
         """The usual stack, wrapped in the edge."""
         docs_paths = [
             path for path in (self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url) if path
-        ]
+        ] + list(self.own_docs_paths)
         security = SecurityHeaders(docs_paths=docs_paths, strict_transport=self.strict_transport)
         return EdgeMiddleware(
             super().build_middleware_stack(),

@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
-# /docs (Swagger UI) and /redoc are HTML pages FastAPI writes: they load their scripts, styles,
-# fonts and icon from CDNs and bootstrap with an inline <script> (/redoc with an inline <style>,
-# ReDoc with a blob: worker). 'none' would leave them blank, so they get a policy that allows
-# exactly those origins. 'unsafe-inline' is acceptable there: the pages render no stored data, only
-# our own OpenAPI document, fetched from this origin ('self'), which is also where "Try it out" calls.
+# /docs (Swagger UI, its files served from this origin: api/docs_pages.py) and /redoc (FastAPI's
+# page, whose scripts, styles and fonts come from CDNs) bootstrap with an inline <script> (/redoc
+# with an inline <style>, ReDoc with a blob: worker). 'none' would leave them blank, so they get a
+# policy that allows exactly this origin and those. 'unsafe-inline' is acceptable there: the pages
+# render no stored data, only our own OpenAPI document, fetched from this origin ('self'), which is
+# also where "Try it out" calls.
 DOCS_CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
-        "script-src 'unsafe-inline' https://cdn.jsdelivr.net",
-        "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
+        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
         "font-src https://fonts.gstatic.com",
         "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly https://validator.swagger.io",
         "connect-src 'self'",
