@@ -40,14 +40,17 @@ async def test_a_slot_is_free_once_the_attempt_is_over_and_the_task_is_awaited_u
 
 
 async def test_claims_wait_while_more_than_twice_as_many_outcomes_as_slots_are_pending(database, monkeypatch):
-    claims: list[int] = []
+    # Claims by worker id: a live server's worker of another test in this process calls the same
+    # module function while it is patched.
+    claims_by: dict[str, list[int]] = {}
 
-    async def claim_jobs(connection, worker, now, *, limit, **_options):
-        claims.append(limit)
+    async def claim_jobs(connection, worker_id, now, *, limit, **_options):
+        claims_by.setdefault(worker_id, []).append(limit)
         return []
 
     monkeypatch.setattr(outbox, "claim_jobs", claim_jobs)
     worker = DeliveryWorker(database, MeliClient("http://127.0.0.1:9"), concurrency=2)
+    claims = claims_by.setdefault(worker.worker_id, [])
     never = asyncio.Event()
     pending = [asyncio.create_task(never.wait()) for _ in range(5)]
     worker._recording.update(pending)  # type: ignore[arg-type]
