@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from postventa.domain.attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from postventa.domain.delivery import RetryPolicy
+from postventa.domain.webhooks import DEFAULT_RETRY_SCHEDULE_SECONDS, parse_retry_schedule
 
 DEFAULT_DATABASE_PATH = Path("var") / "postventa.db"
 
@@ -171,6 +172,28 @@ class Settings(BaseSettings):
     console_session_hours: float = Field(
         default=12.0, gt=0, le=24 * 30, description="How long a console session lasts after sign-in."
     )
+    webhook_retry_schedule: str = Field(
+        default=",".join(f"{seconds:g}" for seconds in DEFAULT_RETRY_SCHEDULE_SECONDS),
+        description="Waits in seconds, comma-separated, between a webhook's attempts after the first; once "
+        "spent the delivery fails for good.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs with http:// and private, loopback or link-local addresses (tests, "
+        "the demo, internal receivers).",
+    )
+    webhook_concurrency: int = Field(
+        default=32, gt=0, le=1024, description="Webhook deliveries a worker process makes at once."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=4, gt=0, le=256, description="Webhook deliveries in flight to one endpoint at once."
+    )
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule_parses(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
 
     @field_validator("admin_token", "redis_url", "token_key", "console_secret")
     @classmethod
@@ -191,6 +214,11 @@ class Settings(BaseSettings):
         return RetryPolicy(
             self.retry_base_seconds, self.retry_max_seconds, self.retry_max_attempts, self.retry_wait_seconds
         )
+
+    @property
+    def webhook_retry_waits(self) -> tuple[float, ...]:
+        """POSTVENTA_WEBHOOK_RETRY_SCHEDULE as seconds."""
+        return parse_retry_schedule(self.webhook_retry_schedule)
 
     @property
     def max_body_bytes(self) -> int:
