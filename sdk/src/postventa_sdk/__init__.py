@@ -1,7 +1,8 @@
 """postventa's Python client: send messages to buyers and read conversations and orders.
 
 `Client` blocks, `AsyncClient` is for asyncio; both retry safely (see `RetryPolicy`) and raise one
-exception class per documented status under `PostventaError`.
+exception class per documented status under `PostventaError`. `verify_webhook` checks and reads the
+webhooks postventa sends.
 """
 
 from postventa_sdk._calls import AttachmentSource
@@ -22,6 +23,7 @@ from postventa_sdk.errors import (
     Unauthorized,
     UnexpectedResponse,
     UnprocessableEntity,
+    WebhookVerificationError,
 )
 from postventa_sdk.models import (
     AttachmentInfo,
@@ -38,6 +40,14 @@ from postventa_sdk.models import (
     SentMessage,
 )
 from postventa_sdk.reasons import Reason
+from postventa_sdk.webhooks import (
+    MessageEvent,
+    OrderEvent,
+    UnknownEvent,
+    WebhookEvent,
+    sign_webhook,
+    verify_webhook,
+)
 
 __all__ = [
     "Account",
@@ -57,8 +67,10 @@ __all__ = [
     "KeyValue",
     "Marketplace",
     "Message",
+    "MessageEvent",
     "NotFound",
     "Order",
+    "OrderEvent",
     "OrdersPage",
     "PostventaError",
     "PreconditionFailed",
@@ -71,6 +83,11 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "UnexpectedResponse",
+    "UnknownEvent",
     "UnprocessableEntity",
+    "WebhookEvent",
+    "WebhookVerificationError",
     "__version__",
+    "sign_webhook",
+    "verify_webhook",
 ]

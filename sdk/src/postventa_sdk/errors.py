@@ -118,3 +118,16 @@ def error_class(status: int) -> type[ApiError]:
     if status >= 500:
         return ServerError
     return ERROR_BY_STATUS.get(status, ApiError)
+
+
+class WebhookVerificationError(PostventaError):
+    """A webhook request that `verify_webhook` refuses: do not act on it (answer it with a 4xx).
+
+    `.code` says why: `headers_missing`, `signature_mismatch`, `timestamp_invalid`,
+    `timestamp_too_old`, `timestamp_too_new` or `body_invalid` (signed, but not an event).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
