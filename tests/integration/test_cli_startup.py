@@ -45,6 +45,8 @@ ADMIN_COMMANDS = {
     ("accounts", "show", "1"): 0,
     ("buyer-reply", "999", "Gracias"): 3,
     ("messages", "requeue"): 0,
+    ("webhooks", "--help"): 0,
+    ("webhooks", "list", "1"): 0,
 }
 
 

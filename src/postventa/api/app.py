@@ -20,7 +20,7 @@ from postventa.api.errors import install_error_handlers
 from postventa.api.intake import BodyIntake
 from postventa.api.metrics import router as observability_router
 from postventa.api.ratelimit import RateLimiter
-from postventa.api.routes import accounts, admin, messages, orders, webhooks
+from postventa.api.routes import accounts, admin, admin_webhooks, messages, orders, webhooks
 from postventa.api.security import serves_https
 from postventa.config import Settings
 from postventa.meli.client import MeliClient
@@ -97,6 +97,7 @@ def build_app(
     # the router tries each route's pattern in turn, and most requests are sends.
     app.router.routes[:0] = [*messages.router.routes, *orders.router.routes, *accounts.router.routes]
     app.include_router(admin.router)
+    app.include_router(admin_webhooks.router)
     app.include_router(webhooks.router)
     app.include_router(observability_router)  # /metrics, /readyz
     openapi.install(app)  # the document as this API answers (api/openapi.py)

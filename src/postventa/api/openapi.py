@@ -368,7 +368,7 @@ EDGE_RESPONSES: dict[str, dict[str, Any]] = {
     "431": _error("Too many header fields, or too many header bytes (headers_too_large)."),
     "500": ERROR_RESPONSES[500],
 }
-PATH_IDS = frozenset({"orderId", "messageId", "accountId", "keyId"})
+PATH_IDS = frozenset({"orderId", "messageId", "accountId", "keyId", "webhookId"})
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 

@@ -206,6 +206,76 @@ _ALEPHEE_LISTS: dict[str, dict[str, Any]] = {
     ),
 }
 
+_EVENTS = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "The event types sent to it (docs/webhooks.md).",
+}
+
+# Issue 20: the admin API's webhook endpoints (api/routes/admin_webhooks.py); secrets only when made.
+_WEBHOOKS: dict[str, dict[str, Any]] = {
+    "WebhookCreated": _object(
+        {
+            "Id": ID,
+            "Url": _TEXT,
+            "Events": _EVENTS,
+            "Secret": {"type": "string", "description": "whsec_ and the key in base64; shown only here."},
+        },
+        "A new endpoint and its signing secret.",
+    ),
+    "WebhookEndpoint": _object(
+        {
+            "Id": ID,
+            "AccountId": ID,
+            "Url": _TEXT,
+            "Events": _EVENTS,
+            "Enabled": {"type": "boolean"},
+            "DisabledReason": nullable(_TEXT),
+            "DisabledAt": nullable(_TIMESTAMP),
+            "CreatedAt": _TIMESTAMP,
+            "LastSuccessAt": nullable(_TIMESTAMP),
+            "FailingSince": nullable(_TIMESTAMP),
+            "PreviousSecretExpiresAt": nullable(
+                {**_TIMESTAMP, "description": "Until when the rotated secret still signs beside the new one."}
+            ),
+        },
+        "An endpoint (never its secret).",
+    ),
+    "WebhookEndpoints": _object({"Results": {"type": "array", "items": ref("WebhookEndpoint")}}),
+    "WebhookSecret": _object(
+        {
+            "Id": ID,
+            "Secret": {"type": "string", "description": "The new secret; shown only here."},
+            "PreviousSecretExpiresAt": nullable(_TIMESTAMP),
+        },
+        "The endpoint's new secret; the old one signs beside it until PreviousSecretExpiresAt.",
+    ),
+    "WebhookAttempts": _object(
+        {
+            "Results": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "Id": ID,
+                        "WebhookId": {"type": "string", "description": "The event's webhook-id."},
+                        "EventType": _TEXT,
+                        "Attempt": {"type": "integer", "minimum": 1},
+                        "StartedAt": _TIMESTAMP,
+                        "DurationMs": {"type": "integer", "minimum": 0},
+                        "HttpStatus": nullable({**_INT, "description": "null: no answer."}),
+                        "Error": nullable(_TEXT),
+                        "DeliveryStatus": {
+                            "type": "string",
+                            "enum": ["pending", "sending", "delivered", "failed"],
+                        },
+                    }
+                ),
+            }
+        },
+        "The endpoint's delivery attempts, newest first.",
+    ),
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Order": _ORDER,
     "OrdersPage": _object(
@@ -271,4 +341,5 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "MercadoLibreSync": _object({"Imported": {"type": "integer", "minimum": 0}}),
     "NotificationAnswer": _object({"Status": _INT, "Accepted": {"type": "boolean"}}),
     **_ALEPHEE_LISTS,
+    **_WEBHOOKS,
 }

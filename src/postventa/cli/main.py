@@ -24,6 +24,7 @@ from postventa.cli.runtime import (
     with_marketplace,
 )
 from postventa.cli.users import users_app
+from postventa.cli.webhooks import webhooks_app
 from postventa.logs import configure_logging
 from postventa.services import admin
 from postventa.services.messaging import record_buyer_reply
@@ -45,6 +46,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(orders_app, name="orders")
 app.add_typer(messages_app, name="messages")
 app.add_typer(users_app, name="users")
+app.add_typer(webhooks_app, name="webhooks")
 # The public API as a client, through the postventa-sdk (imported when one of them runs).
 app.command("send")(client.send)
 app.command("conversation")(client.conversation)
