@@ -2,7 +2,8 @@
 
 A fresh embedded database; one emulator seller per site, each linked to a demo account; orders made
 in the emulator and synced from it, covering every row of the reasons table and every precondition;
-one API key for all the accounts; a buyer who answers a few seconds after each message.
+one API key for all the accounts; a buyer who answers a few seconds after each message; and a
+webhook receiver of the demo's own that prints every event it is sent (`cli/demo_webhooks.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uvicorn
 from rich.table import Table
 
 from postventa.api.server import uvicorn_options
+from postventa.cli.demo_webhooks import DemoReceiver, register_receiver, start_receiver
 from postventa.cli.runtime import console
 from postventa.config import Settings
 from postventa.emulator.app import create_emulator_app
@@ -239,6 +241,7 @@ def run(host: str, port: int, emulator_port: int) -> None:
         public_url=base,
         embedded_worker=True,
         poll_interval_seconds=10,
+        webhook_allow_private=True,  # the demo's receiver listens on the loopback interface, over http
     )
     configure_logging("warning")
     asyncio.run(_serve(settings, host, port, emulator_port))
@@ -263,7 +266,11 @@ async def _serve(settings: Settings, host: str, port: int, emulator_port: int) -
     while not emulator.started:
         await asyncio.sleep(0.05)
     seeded = await seed(settings, f"http://{host}:{emulator_port}", dt.datetime.now(dt.UTC))
-    _print_guide(base, f"http://{host}:{emulator_port}", seeded, settings.admin_token or "")
+    receiver = await start_receiver(host, lambda line: console.print(line, soft_wrap=True, markup=False))
+    if receiver is not None:
+        accounts = sorted({account_id for _order, account_id, _site, _shows in seeded.rows})
+        await register_receiver(settings, receiver, accounts, dt.datetime.now(dt.UTC))
+    _print_guide(base, f"http://{host}:{emulator_port}", seeded, settings.admin_token or "", receiver)
     api = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),
@@ -277,9 +284,13 @@ async def _serve(settings: Settings, host: str, port: int, emulator_port: int) -
     finally:
         emulator.should_exit = True
         await emulator_task
+        if receiver is not None:
+            await receiver.stop()
 
 
-def _print_guide(base: str, emulator_url: str, seeded: Seeded, admin_token: str) -> None:
+def _print_guide(
+    base: str, emulator_url: str, seeded: Seeded, admin_token: str, receiver: DemoReceiver | None
+) -> None:
     table = Table(title="Demo orders (synced from the Mercado Libre emulator)")
     for column in ("Order", "Account", "Site", "What it shows"):
         table.add_column(column)
@@ -310,4 +321,17 @@ def _print_guide(base: str, emulator_url: str, seeded: Seeded, admin_token: str)
     console.print(
         f"  curl -s '{base}/v2/orders/{first_order}/messages/options?{credentials}'", soft_wrap=True
     )
-    console.print(f"\nServing on {base} — Ctrl+C to stop.\n")
+    _print_webhooks(receiver)
+    console.print(f"Serving on {base} — Ctrl+C to stop.\n")
+
+
+def _print_webhooks(receiver: DemoReceiver | None) -> None:
+    if receiver is None:
+        console.print("\nWebhooks: install the SDK (pip install ./sdk) to see the demo receive them.\n")
+        return
+    console.print(
+        f"\n[bold]Webhooks[/bold]    every account's events are POSTed to {receiver.url}/events/<account>; "
+        "each one received is printed below, verified with postventa_sdk.verify_webhook "
+        "(docs/webhooks.md).\n",
+        soft_wrap=True,
+    )
