@@ -186,20 +186,34 @@ def create_app(
     app = build_app(
         settings, database=database, meli=meli, clock=clock, background=background, on_close=close_owned
     )
-    add_console(app, settings, database, clock)
+    add_console(app, settings, database, clock, meli, background)
     return app
 
 
 def add_console(
-    app: FastAPI, settings: Settings, database: Database, clock: Callable[[], dt.datetime]
+    app: FastAPI,
+    settings: Settings,
+    database: Database,
+    clock: Callable[[], dt.datetime],
+    meli: MeliClient,
+    background: Background | None,
 ) -> None:
     """The operator console (issue 19): its pages, a layer of their own beside the API, and the
-    admin API's console users."""
+    admin API's console users. It sends as the API does: the API's cache of Mercado Libre's caps,
+    and the same wake-up of the embedded worker."""
     from postventa.api.routes import admin_users
     from postventa.console.app import install_console
 
     app.include_router(admin_users.router)
-    install_console(app, settings, database, clock)
+    install_console(
+        app,
+        settings,
+        database,
+        clock,
+        meli=meli,
+        guide=app.state.context.guide,
+        on_message_queued=background.wake_delivery if background is not None else None,
+    )
 
 
 def app_from_environment() -> FastAPI:

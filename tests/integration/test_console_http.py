@@ -12,7 +12,7 @@ import pytest
 
 from postventa.services import console_users
 from postventa.store.engine import Database
-from postventa.wiring import create_app
+from postventa.wiring import create_app, meli_client
 from tests.conftest import make_settings
 from tests.factories import buyer_replies, make_order, make_tenant, now
 
@@ -42,13 +42,21 @@ async def sign_in(http: httpx2.AsyncClient, email: str, password: str = PASSWORD
     )
 
 
+ENGLISH = {"Accept-Language": "en-US,en;q=0.9"}
+
+
 @pytest.fixture
 async def console_client(settings, database):
-    app = create_app(settings, database=database)
-    async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=app), base_url="http://postventa.test"
-    ) as http:
-        yield http
+    """The console over in-process HTTP, asking for English pages (the labels the issue names)."""
+    meli = meli_client(settings)
+    app = create_app(settings, database=database, meli=meli)
+    try:
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://postventa.test", headers=ENGLISH
+        ) as http:
+            yield http
+    finally:
+        await meli.aclose()
 
 
 async def test_the_root_and_the_inbox_send_a_stranger_to_sign_in(console_client):
@@ -117,7 +125,7 @@ async def test_cookies_are_secure_behind_https(database_url, database):
     tenant = await make_tenant(database)
     email = await make_user(database, tenant.account_id)
     async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=app), base_url="https://postventa.test"
+        transport=httpx2.ASGITransport(app=app), base_url="https://postventa.test", headers=ENGLISH
     ) as http:
         signed = await sign_in(http, email)
     assert signed.status_code == 303

@@ -9,25 +9,41 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from postventa.config import Settings
-from postventa.console import auth, pages
-from postventa.console.context import HTMX_FILE, PACKAGE_DIRECTORY, ConsoleContext
+from postventa.console import auth, conversation, failed, pages
+from postventa.console.context import HTMX_FILE, PACKAGE_DIRECTORY, SCRIPT_FILE, ConsoleContext
+from postventa.meli.client import MeliClient
+from postventa.services.guide import GuideCapsCache
 from postventa.store.engine import Database
 
 # The files a page loads, read once: they change only with the package (the name carries htmx's version).
 STATIC_FILES = {
     HTMX_FILE: "text/javascript; charset=utf-8",
+    SCRIPT_FILE: "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
 STATIC_MAX_AGE_SECONDS = 3600
 
 
 def install_console(
-    app: FastAPI, settings: Settings, database: Database, clock: Callable[[], dt.datetime]
+    app: FastAPI,
+    settings: Settings,
+    database: Database,
+    clock: Callable[[], dt.datetime],
+    *,
+    meli: MeliClient,
+    guide: GuideCapsCache,
+    on_message_queued: Callable[[], None] | None = None,
 ) -> None:
-    """Add the console's pages and static files to `app`."""
-    context = ConsoleContext(settings=settings, database=database, clock=clock)
+    """Add the console's pages and static files to `app`. `guide` is the API's cache of Mercado
+    Libre's caps and `on_message_queued` the API's hook that wakes the delivery worker: the console
+    sends as the API does."""
+    context = ConsoleContext(settings=settings, database=database, clock=clock, meli=meli, guide=guide)
+    if on_message_queued is not None:
+        context.on_message_queued = on_message_queued
     app.include_router(auth.build_router(context))
     app.include_router(pages.build_router(context))
+    app.include_router(conversation.build_router(context))
+    app.include_router(failed.build_router(context))
     contents = {name: (PACKAGE_DIRECTORY / "static" / name).read_bytes() for name in STATIC_FILES}
 
     @app.get("/console/static/{name}", include_in_schema=False)

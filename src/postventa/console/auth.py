@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from postventa.console.context import ConsoleContext
+from postventa.console.i18n import N_
 from postventa.console.render import page, see_other
 from postventa.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, new_nonce
 from postventa.domain.console_users import normal_email
@@ -15,7 +16,10 @@ from postventa.services import console_users
 from postventa.store.console_users import ConsoleUser, get_user
 
 # One message for every failed sign-in: it tells no one whether the email has an account.
-SIGNIN_FAILED = "The email or the password is not right, or there were too many attempts. Try again later."
+SIGNIN_FAILED = N_(
+    "The email or the password is not right, or there were too many attempts. Try again later."
+)
+FORM_EXPIRED = N_("The form expired. Sign in again.")
 MAX_FORM_FIELD_CHARACTERS = 2000
 
 
@@ -46,9 +50,10 @@ async def signed_in(context: ConsoleContext, request: Request) -> SignedIn | Non
     return SignedIn(user, context.signer.csrf_token(cookie))
 
 
-def _field(form: object, name: str) -> str:
+def form_field(form: object, name: str, max_characters: int = MAX_FORM_FIELD_CHARACTERS) -> str:
+    """A text field of a posted form, cut at `max_characters` ("" when absent or a file)."""
     value = form.get(name) if hasattr(form, "get") else None
-    return value[:MAX_FORM_FIELD_CHARACTERS] if isinstance(value, str) else ""
+    return value[:max_characters] if isinstance(value, str) else ""
 
 
 def _client_address(request: Request) -> str:
@@ -61,8 +66,9 @@ def build_router(context: ConsoleContext) -> APIRouter:
 
     def signin_form(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         nonce = request.cookies.get(SIGNIN_COOKIE) or new_nonce()
+        shown = context.gettext(request, error) if error is not None else None
         response = page(
-            context, "login.html", status=status, error=error, csrf=context.signer.csrf_token(nonce)
+            context, request, "login.html", status=status, error=shown, csrf=context.signer.csrf_token(nonce)
         )
         response.set_cookie(
             SIGNIN_COOKIE,
@@ -83,13 +89,13 @@ def build_router(context: ConsoleContext) -> APIRouter:
     @router.post("/console/login")
     async def login(request: Request) -> Response:
         form = await request.form()
-        if not context.signer.csrf_holds(request.cookies.get(SIGNIN_COOKIE), _field(form, "csrf")):
-            return signin_form(request, error="The form expired. Sign in again.", status=403)
-        email, address = normal_email(_field(form, "email")), _client_address(request)
+        if not context.signer.csrf_holds(request.cookies.get(SIGNIN_COOKIE), form_field(form, "csrf")):
+            return signin_form(request, error=FORM_EXPIRED, status=403)
+        email, address = normal_email(form_field(form, "email")), _client_address(request)
         user = None
         if context.throttle.allows(email, address):
             async with context.database.transaction() as connection:
-                user = await console_users.check_password(connection, email, _field(form, "password"))
+                user = await console_users.check_password(connection, email, form_field(form, "password"))
         if user is None:
             context.throttle.failed(email, address)
             return signin_form(request, error=SIGNIN_FAILED, status=401)
@@ -115,8 +121,8 @@ def build_router(context: ConsoleContext) -> APIRouter:
     async def logout(request: Request) -> Response:
         form = await request.form()
         session = request.cookies.get(SESSION_COOKIE)
-        if not context.signer.csrf_holds(session, _field(form, "csrf")):
-            return page(context, "forbidden.html", status=403)
+        if not context.signer.csrf_holds(session, form_field(form, "csrf")):
+            return page(context, request, "forbidden.html", status=403)
         response = see_other("/console/login")
         response.delete_cookie(
             SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=context.secure_cookies

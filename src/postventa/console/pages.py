@@ -1,6 +1,7 @@
-"""The console's pages: the inbox (issue 19, item 3) and a conversation (item 4, what it shows).
-With htmx, both ask for themselves again every few seconds (the `HX-Request` header): the answer is
-then the part that changes, so new messages and statuses appear without a reload."""
+"""The console's inbox (issue 19, item 3), a message's attachment, and the language switch (item 7).
+With htmx the inbox asks for itself again every few seconds (the `HX-Request` header): the answer is
+then the part that changes, so new conversations and badges appear without a reload. The
+conversation page is console/conversation.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from fastapi.responses import Response
 
 from postventa.console.auth import SignedIn, signed_in
 from postventa.console.context import ConsoleContext
+from postventa.console.conversation import REFRESH_SECONDS
+from postventa.console.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE_SECONDS, LANGUAGES
 from postventa.console.render import not_found_page, page, see_other
 from postventa.domain.errors import PostventaError, RefusalKind
 from postventa.domain.parameters import parse_identifier
@@ -20,7 +23,7 @@ from postventa.store.console_inbox import InboxFilter
 
 INBOX_PAGE_SIZE = 25
 MAX_SEARCH_CHARACTERS = 100
-REFRESH_SECONDS = 3  # how often an open page asks for what changed
+MAX_RETURN_PATH_CHARACTERS = 500
 
 
 def _inbox_filter(request: Request) -> tuple[InboxFilter, int]:
@@ -39,7 +42,7 @@ def _inbox_filter(request: Request) -> tuple[InboxFilter, int]:
 
 
 def build_router(context: ConsoleContext) -> APIRouter:
-    """/, /console/, /console/orders/{orderId} and its attachments."""
+    """/, /console/, an order's attachments and /console/language/{language}."""
     router = APIRouter(include_in_schema=False)
 
     async def user_or_redirect(request: Request) -> SignedIn | Response:
@@ -74,6 +77,7 @@ def build_router(context: ConsoleContext) -> APIRouter:
         pages = max(1, -(-found.total // INBOX_PAGE_SIZE))
         return page(
             context,
+            request,
             template,
             user=user,
             csrf=user.csrf,
@@ -87,35 +91,6 @@ def build_router(context: ConsoleContext) -> APIRouter:
             refresh_seconds=REFRESH_SECONDS,
         )
 
-    @router.get("/console/orders/{orderId}")
-    async def conversation(orderId: str, request: Request) -> Response:
-        user = await user_or_redirect(request)
-        if not isinstance(user, SignedIn):
-            return user
-        order_id = parse_identifier(orderId)
-        if order_id is None:
-            return not_found_page(context, user.csrf)
-        try:
-            async with context.database.transaction(write=True) as connection:
-                found = await console.open_conversation(
-                    connection, user.account_ids, order_id, context.clock()
-                )
-        except PostventaError as error:
-            if error.refusal.kind is RefusalKind.NOT_FOUND:
-                return not_found_page(context, user.csrf)
-            raise
-        template = "conversation_messages.html" if request.headers.get("hx-request") else "conversation.html"
-        return page(
-            context,
-            template,
-            user=user,
-            csrf=user.csrf,
-            conversation=found,
-            order=found.order,
-            site_id=found.order.data.site.value if found.order.data.site else None,
-            refresh_seconds=REFRESH_SECONDS,
-        )
-
     @router.get("/console/orders/{orderId}/messages/{messageId}/attachment")
     async def attachment(orderId: str, messageId: str, request: Request) -> Response:
         user = await user_or_redirect(request)
@@ -123,13 +98,13 @@ def build_router(context: ConsoleContext) -> APIRouter:
             return user
         order_id, message_id = parse_identifier(orderId), parse_identifier(messageId)
         if order_id is None or message_id is None:
-            return not_found_page(context, user.csrf)
+            return not_found_page(context, request, user)
         try:
             async with context.database.transaction() as connection:
                 info, content = await console.attachment(connection, user.account_ids, order_id, message_id)
         except PostventaError as error:
             if error.refusal.kind is RefusalKind.NOT_FOUND:
-                return not_found_page(context, user.csrf)
+                return not_found_page(context, request, user)
             raise
         filename = quote(info.name)
         return Response(
@@ -138,4 +113,29 @@ def build_router(context: ConsoleContext) -> APIRouter:
             headers={"content-disposition": f"attachment; filename*=UTF-8''{filename}"},
         )
 
+    @router.get("/console/language/{language}")
+    async def switch_language(language: str, request: Request) -> Response:
+        """Remember the language chosen in the page's header, and go back to the page."""
+        back = _return_path(request.query_params.get("next", ""))
+        response = see_other(back)
+        if language in LANGUAGES:
+            response.set_cookie(
+                LANGUAGE_COOKIE,
+                language,
+                max_age=LANGUAGE_COOKIE_MAX_AGE_SECONDS,
+                httponly=True,
+                samesite="lax",
+                secure=context.secure_cookies,
+                path="/",
+            )
+        return response
+
     return router
+
+
+def _return_path(raw: str) -> str:
+    """A page of the console to go back to; anything else (another site, a scheme) is the inbox."""
+    path = raw[:MAX_RETURN_PATH_CHARACTERS]
+    if path.startswith("/console/") and "//" not in path and "\\" not in path:
+        return path
+    return "/console/"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.requests import Request
 
 from postventa.console.context import ConsoleContext
 
@@ -24,10 +25,14 @@ CONSOLE_CONTENT_SECURITY_POLICY = "; ".join(
 PAGE_HEADERS = {"content-security-policy": CONSOLE_CONTENT_SECURITY_POLICY, "cache-control": "no-store"}
 
 
-def page(context: ConsoleContext, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
-    """A template rendered as a page (or a fragment of one, for htmx)."""
-    html = context.templates.get_template(template).render(**values)
-    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+def page(
+    context: ConsoleContext, request: Request, template: str, *, status: int = 200, **values: Any
+) -> HTMLResponse:
+    """A template rendered as a page (or a fragment of one, for htmx) in the request's language."""
+    templates = context.templates[context.language(request)]
+    html = templates.get_template(template).render(path=request.url.path, **values)
+    # Answers depend on the language cookie and Accept-Language: no shared cache may mix them.
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS | {"vary": "Cookie, Accept-Language"})
 
 
 def see_other(location: str) -> RedirectResponse:
@@ -35,6 +40,25 @@ def see_other(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers={"cache-control": "no-store"})
 
 
-def not_found_page(context: ConsoleContext, csrf: str | None = None) -> HTMLResponse:
+def not_found_page(context: ConsoleContext, request: Request, user: Any = None) -> HTMLResponse:
     """The console's 404: the same whether the thing does not exist or is another account's."""
-    return page(context, "not_found.html", status=404, csrf=csrf)
+    return page(
+        context,
+        request,
+        "not_found.html",
+        status=404,
+        user=user,
+        csrf=user.csrf if user is not None else None,
+    )
+
+
+def forbidden_page(context: ConsoleContext, request: Request, user: Any = None) -> HTMLResponse:
+    """A form posted without its CSRF token (or with another's): refused, nothing changed."""
+    return page(
+        context,
+        request,
+        "forbidden.html",
+        status=403,
+        user=user,
+        csrf=user.csrf if user is not None else None,
+    )
