@@ -65,6 +65,16 @@ INBOUND_NOTIFICATIONS = Counter(
     "Well-formed Mercado Libre notifications received, by topic and whether they were kept.",
     ["topic", "accepted"],
 )
+# Outbound webhooks to integrators (issue 20): every attempt's outcome, in the dispatcher's process.
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed")
+WEBHOOK_DELIVERIES = Counter(
+    "postventa_webhook_deliveries_total",
+    "Webhook delivery attempts, by outcome: delivered (a 2xx), retry (failed, tried again later), "
+    "failed (the retry schedule spent: given up).",
+    ["outcome"],
+)
+for _outcome in WEBHOOK_OUTCOMES:  # exposed at 0 before the first attempt
+    WEBHOOK_DELIVERIES.labels(_outcome)
 
 
 def http_method_label(method: str) -> str:
@@ -80,11 +90,13 @@ class QueueSnapshot:
     due: int = 0
     # Each linked account: whether its link needs relinking (Mercado Libre refused its refresh token).
     needs_relink: dict[int, bool] = field(default_factory=dict)
+    # Webhook deliveries not yet delivered nor given up (pending or in flight).
+    webhooks_pending: int = 0
 
 
 class _QueueCollector(Collector):
-    """Exposes one snapshot as the `postventa_messages`, `postventa_messages_due` and
-    `postventa_marketplace_link_needs_relink` gauges."""
+    """Exposes one snapshot as the `postventa_messages`, `postventa_messages_due`,
+    `postventa_marketplace_link_needs_relink` and `postventa_webhook_deliveries_pending` gauges."""
 
     def __init__(self, snapshot: QueueSnapshot) -> None:
         self.snapshot = snapshot
@@ -112,6 +124,11 @@ class _QueueCollector(Collector):
         for account_id, needs_relink in sorted(self.snapshot.needs_relink.items()):
             relink.add_metric([str(account_id)], 1 if needs_relink else 0)
         yield relink
+        yield GaugeMetricFamily(
+            "postventa_webhook_deliveries_pending",
+            "Webhook deliveries waiting for an attempt or in flight, read from the database.",
+            value=self.snapshot.webhooks_pending,
+        )
 
 
 class _Forward(Collector):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from postventa.delivery.inbound import InboundProcessor
+    from postventa.delivery.webhook_dispatch import WebhookDispatcher
     from postventa.delivery.worker import DeliveryWorker
     from postventa.meli.client import MeliClient
     from postventa.meli.pacing import CallBudget
@@ -76,13 +77,15 @@ def meli_call_budget(settings: Settings, database: Database | None = None) -> Ca
 @dataclass(frozen=True)
 class Background:
     """The work a worker process (or `serve`'s embedded worker) runs beside any API: delivery to
-    Mercado Libre and what Mercado Libre tells us."""
+    Mercado Libre, what Mercado Libre tells us, and the webhooks to integrators (a loop of its own:
+    a slow endpoint never delays Mercado Libre delivery)."""
 
     worker: DeliveryWorker
     inbound: InboundProcessor
     # After `stop`, how long the work in flight may take before it is cancelled
     # (POSTVENTA_SHUTDOWN_GRACE_SECONDS).
     grace_seconds: float = 30.0
+    webhooks: WebhookDispatcher | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Both loops until `stop` is set. Then nothing more is claimed, what was claimed and not
@@ -90,6 +93,8 @@ class Background:
         `grace_seconds` to finish before they are cancelled: a cancelled delivery is reconciled with
         Mercado Libre once its lease runs out, a cancelled notification is handed back."""
         loops = [asyncio.create_task(self.worker.run(stop)), asyncio.create_task(self.inbound.run(stop))]
+        if self.webhooks is not None:
+            loops.append(asyncio.create_task(self.webhooks.run(stop)))
         stopping = asyncio.ensure_future(stop.wait())
         try:
             ended, _ = await asyncio.wait([*loops, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -102,6 +107,8 @@ class Background:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            if self.webhooks is not None:
+                await self.webhooks.poster.aclose()
 
     def wake_delivery(self) -> None:
         """A message was queued: look for it now."""
@@ -124,6 +131,8 @@ def build_background(
     """The delivery worker and the inbound processor as the settings describe them; after a stop,
     what is in flight has `grace_seconds` (by default the whole shutdown grace)."""
     from postventa.delivery.inbound import InboundProcessor
+    from postventa.delivery.webhook_dispatch import WebhookDispatcher
+    from postventa.delivery.webhook_http import WebhookPoster
     from postventa.delivery.worker import DeliveryWorker
 
     worker = DeliveryWorker(
@@ -143,8 +152,19 @@ def build_background(
         max_pending_per_seller=settings.max_pending_notifications_per_seller,
         retention_days=settings.notification_retention_days,
     )
+    webhooks = WebhookDispatcher(
+        database,
+        WebhookPoster(
+            allow_private=settings.webhook_allow_private, max_connections=settings.webhook_concurrency
+        ),
+        retry_schedule=settings.webhook_retry_waits,
+        concurrency=settings.webhook_concurrency,
+        per_endpoint=settings.webhook_endpoint_concurrency,
+        clock=clock,
+        worker_id=worker.worker_id,
+    )
     grace = settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
-    return Background(worker, inbound, grace_seconds=grace)
+    return Background(worker, inbound, grace_seconds=grace, webhooks=webhooks)
 
 
 def runs_embedded_worker(settings: Settings, database: Database) -> bool:

@@ -493,7 +493,10 @@ async def test_the_worker_plans_made_on_an_empty_queue_stay_right_for_a_full_one
     outcome = outcome_values(outbox.FinishedAttempt(reply_id, "w", 1, sent, now, now))
     statements = {
         "claim": (CLAIM_QUEUED_JOBS, claim_parameters("w", now, 30) | {"limit": 8}),
-        "outcome": (outcome_with_attempt(outcome.columns), outcome.new_values | outcome.attempt_row),
+        "outcome": (
+            outcome_with_attempt(outcome.columns),
+            outcome.new_values | outcome.attempt_row | outcome.event_parameters,
+        ),
     }
     plain_settings = {"plan_cache_mode": "force_generic_plan"}
     async with (

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from postventa.api.context import Context, context_of
 from postventa.domain.delivery import LinkStatus
 from postventa.metrics import QueueSnapshot, exposition
-from postventa.store import outbox
+from postventa.store import outbox, webhook_deliveries
 from postventa.store.links import link_statuses
 from postventa.store.migrate import current_revision, head_revision
 
@@ -86,8 +86,11 @@ async def _queue_snapshot(context: Context) -> QueueSnapshot | None:
             by_status = await outbox.count_by_status(connection)
             due = await outbox.count_due(connection, context.clock())
             links = await link_statuses(connection)
+            webhooks_pending = await webhook_deliveries.count_unfinished(connection)
     except Exception as error:  # a scrape still shows the process metrics
         log.warning("metrics_database_failed", error=f"{type(error).__name__}: {error}")
         return None
     needs_relink = {account_id: status is LinkStatus.NEEDS_RELINK for account_id, status in links.items()}
-    return QueueSnapshot(by_status=by_status, due=due, needs_relink=needs_relink)
+    return QueueSnapshot(
+        by_status=by_status, due=due, needs_relink=needs_relink, webhooks_pending=webhooks_pending
+    )

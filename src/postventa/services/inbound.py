@@ -21,10 +21,12 @@ from postventa.domain.inbound import (
     moderation_change,
     normalized_reason,
 )
+from postventa.domain.webhooks import event_of_status
 from postventa.meli.models import MeliMessage, parse_time
 from postventa.services.messaging import record_buyer_reply
 from postventa.store import inbound as inbound_store
 from postventa.store import observed as observed_store
+from postventa.store import webhook_events
 from postventa.store.links import account_of_seller
 
 TOPICS = ("messages", "orders_v2")
@@ -209,8 +211,10 @@ async def _update_known(
 ) -> None:
     if known.direction == "outbound":
         change = moderation_change(known.status, moderation_of(message))
-        if change is not None:
-            await observed_store.change_status(connection, known.id, known.status, change, now)
+        if change is not None and await observed_store.change_status(
+            connection, known.id, known.status, change, now
+        ):
+            await _emit(connection, known.id, change.status, now, moderation_reason=change.moderation_reason)
     if message.read_at is not None and known.read_at is None:
         await observed_store.record_read(connection, known.id, message.read_at)
 
@@ -242,5 +246,25 @@ async def _record_foreign_seller_message(
         sent_at=message.created_at or now,
         read_at=message.read_at,
     )
-    await observed_store.append_observed_seller_message(connection, observed, now)
+    message_id = await observed_store.append_observed_seller_message(connection, observed, now)
+    await _emit(
+        connection,
+        message_id,
+        status,
+        now,
+        sent_at=observed.sent_at,
+        marketplace_message_id=observed.marketplace_message_id,
+        moderation_reason=observed.moderation_reason,
+    )
     return Recorded.DONE
+
+
+async def _emit(
+    connection: AsyncConnection, message_id: int, status: MessageStatus, now: dt.datetime, **changed: Any
+) -> None:
+    """The webhook event of a message that reached `status` now (none for pending_moderation), in
+    this transaction (issue 20)."""
+    event = event_of_status(status.value)
+    if event is not None:
+        snapshot = {"status": status.value, "status_changed_at": now, **changed}
+        await webhook_events.emit_message_event(connection, event, message_id, snapshot, now)

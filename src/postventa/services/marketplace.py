@@ -27,14 +27,16 @@ from postventa.domain.errors import PostventaError, RefusalKind, invalid, not_fo
 from postventa.domain.inbound import SiteProblem, order_site_problem
 from postventa.domain.orders import MERCADOLIBRE, DeliveryWindow, LogisticType, status_from_mercadolibre
 from postventa.domain.sites import Site
+from postventa.domain.webhooks import EventType
 from postventa.meli.client import MeliClient, MeliError
 from postventa.meli.models import MeliOrder
 from postventa.services.order_input import validation_refusal
+from postventa.services.webhook_bodies import emit_order_updated
 from postventa.store import accounts as account_store
 from postventa.store import links as link_store
-from postventa.store import outbox
+from postventa.store import outbox, webhook_events
 from postventa.store.engine import Database
-from postventa.store.orders import Buyer, OrderData, upsert_order
+from postventa.store.orders import Buyer, OrderData, stored_watched_values, upsert_order, watched_values
 
 T = TypeVar("T")
 log = structlog.get_logger("postventa.marketplace")
@@ -220,8 +222,7 @@ async def sync_orders(database: Database, account_id: int, meli: MeliClient, now
 
     imported = await _marketplace_call(fetch())
     async with database.transaction(write=True) as connection:
-        for data in imported:
-            await upsert_order(connection, account_id, data, now)
+        await write_synced_orders(connection, account_id, imported, now)
     return len(imported)
 
 
@@ -232,7 +233,26 @@ async def sync_order(
     order = await meli.order(session.access_token, order_id)
     data = await _order_data(meli, session, order)
     async with database.transaction(write=True) as connection:
-        await upsert_order(connection, session.link.account_id, data, now)
+        await write_synced_orders(connection, session.link.account_id, [data], now)
+
+
+async def write_synced_orders(
+    connection: AsyncConnection, account_id: int, synced: list[OrderData], now: dt.datetime
+) -> int:
+    """Write orders read from Mercado Libre. When an endpoint of the account takes `order.updated`
+    (one indexed look first), each order whose status, shipment or delivery window changed makes
+    that event, in the same transaction; an order seen for the first time makes none (it was not
+    updated). Returns how many webhook deliveries they made."""
+    watched = await webhook_events.subscribed(connection, account_id, EventType.ORDER_UPDATED)
+    events = 0
+    for data in synced:
+        before = (
+            await stored_watched_values(connection, account_id, data.external_order_id) if watched else None
+        )
+        order_id = await upsert_order(connection, account_id, data, now)
+        if before is not None and before != watched_values(data):
+            events += await emit_order_updated(connection, account_id, order_id, now)
+    return events
 
 
 async def _linked_session(database: Database, account_id: int, meli: MeliClient, now: dt.datetime) -> Session:

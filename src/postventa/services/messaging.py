@@ -17,7 +17,9 @@ from postventa.domain.parameters import Parameters
 from postventa.domain.send_request import read_send_request
 from postventa.domain.sending import send_refusal, text_to_send
 from postventa.domain.text import refuse_unprintable
+from postventa.domain.webhooks import EventType
 from postventa.store import messages as message_store
+from postventa.store import webhook_events
 from postventa.store.orders import Order, get_order, get_order_any_account
 
 BUYER_MAX_TEXT_CHARACTERS = 3500
@@ -130,7 +132,10 @@ async def record_buyer_reply(
         status=MessageStatus.RECEIVED,
         marketplace_message_id=marketplace_message_id,
     )
-    return await _append(connection, new_message, message_count, now)
+    message_id = await _append(connection, new_message, message_count, now)
+    received = {"status": MessageStatus.RECEIVED.value, "status_changed_at": now}
+    await webhook_events.emit_message_event(connection, EventType.MESSAGE_RECEIVED, message_id, received, now)
+    return message_id
 
 
 async def _append(

@@ -110,6 +110,39 @@ async def upsert_order(
     return int(result.scalar_one())
 
 
+# What `order.updated` watches of a synced order (issue 20): its status, shipment and delivery window.
+_WATCHED_COLUMNS = (
+    "status",
+    "marketplace_status",
+    "date_closed",
+    "logistic_type",
+    "shipping_id",
+    "delivery_date",
+    "delivery_from_hour",
+    "delivery_to_hour",
+)
+
+
+def watched_values(data: OrderData) -> tuple[Any, ...]:
+    """What `order.updated` compares of an order as it is about to be written."""
+    values = _row_values(data)
+    return tuple(values[name] for name in _WATCHED_COLUMNS)
+
+
+async def stored_watched_values(
+    connection: AsyncConnection, account_id: int, external_order_id: str
+) -> tuple[Any, ...] | None:
+    """What `order.updated` compares of the order as stored; None when it is not stored yet."""
+    row = (
+        await connection.execute(
+            select(*(orders.c[name] for name in _WATCHED_COLUMNS)).where(
+                orders.c.account_id == account_id, orders.c.external_order_id == external_order_id
+            )
+        )
+    ).first()
+    return tuple(row) if row is not None else None
+
+
 # The send reads an order on every request: built once, fast on SQLite (store/prepared.py).
 _ORDER_OF_ACCOUNT = Prepared(
     select(orders).where(orders.c.id == bindparam("order_id"), orders.c.account_id == bindparam("account_id"))

@@ -15,11 +15,19 @@ from sqlalchemy.sql import Update
 
 from postventa.domain.attempts import Outcome
 from postventa.domain.delivery import MessageStatus
+from postventa.domain.webhooks import EventType
 from postventa.store.prepared import Prepared
 from postventa.store.tables import delivery_attempts, messages
+from postventa.store.webhook_events import event_parameters
 
 # Statuses of a message Mercado Libre has: its id and the time it went are recorded.
 DELIVERED_STATUSES = (MessageStatus.SENT, MessageStatus.MODERATED, MessageStatus.PENDING_MODERATION)
+# The webhook event of an outcome's status (issue 20), written with the outcome (store/webhook_events.py).
+_EVENTS: dict[str, EventType] = {
+    MessageStatus.SENT: EventType.MESSAGE_SENT,
+    MessageStatus.MODERATED: EventType.MESSAGE_MODERATED,
+    MessageStatus.FAILED: EventType.MESSAGE_FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -37,11 +45,13 @@ class FinishedAttempt:
 @dataclass(frozen=True)
 class OutcomeValues:
     """What writing one outcome binds: the columns it sets (one of a few sets), their new values
-    (`new_<column>`), and its attempt's row."""
+    (`new_<column>`), its attempt's row, and its webhook event's fan-out (`event` None: none)."""
 
     columns: tuple[str, ...]
     new_values: dict[str, Any]
     attempt_row: dict[str, Any]
+    event: EventType | None
+    event_parameters: dict[str, Any]
 
 
 def outcome_values(done: FinishedAttempt) -> OutcomeValues:
@@ -83,7 +93,10 @@ def outcome_values(done: FinishedAttempt) -> OutcomeValues:
         "error_message": outcome.error_message,
     }
     new_values = {f"new_{name}": value for name, value in values.items()}
-    return OutcomeValues(tuple(sorted(values)), new_values, attempt_row)
+    event = _EVENTS.get(outcome.status)
+    snapshot = values | {"attempts": values.get("attempts", done.attempt)} if event is not None else None
+    events = event_parameters(event, done.message_id, now, now, snapshot=snapshot)
+    return OutcomeValues(tuple(sorted(values)), new_values, attempt_row, event, events)
 
 
 def fenced_update(columns: tuple[str, ...]) -> Update:

@@ -21,6 +21,7 @@ from postventa.store.outbox.claims import ClaimedMessage, DeliveryJob
 from postventa.store.outbox.outcomes import FinishedAttempt, attempt_values, fenced_update, outcome_values
 from postventa.store.prepared import Prepared
 from postventa.store.tables import delivery_attempts, messages
+from postventa.store.webhook_events import fan_out
 
 # Seldom any: their jobs are read one by one.
 TAKE_OVER_EXPIRED = Prepared(
@@ -41,13 +42,17 @@ CLAIM_QUEUED_JOBS = Prepared(claims.job_query(_CLAIMED))
 
 @functools.cache
 def outcome_with_attempt(columns: tuple[str, ...]) -> Prepared:
-    """The fenced update and the attempt's row in one statement. The update is a data-modifying
-    CTE; the attempt says "lease_lost" when it changed nothing, and so does `kept`."""
-    updated = fenced_update(columns).returning(messages.c.id).cte("updated")
+    """The fenced update, the attempt's row and the webhook event in one statement (so in one
+    transaction). The update is a data-modifying CTE; the attempt says "lease_lost" when it changed
+    nothing, and so does `kept`; the event's fan-out (store/webhook_events.py) takes the updated
+    message's account, so a lost lease makes no event, and `event_bit` 0 (no event) no row."""
+    updated = fenced_update(columns).returning(messages.c.id, messages.c.account_id).cte("updated")
+    events = fan_out(select(updated.c.account_id).scalar_subquery()).cte("events")
     kept = exists(select(updated.c.id))
     values = attempt_values()
     values["outcome"] = case((kept, values["outcome"]), else_=literal("lease_lost"))
-    return Prepared(insert(delivery_attempts).values(values).add_cte(updated).returning(kept.label("kept")))
+    statement = insert(delivery_attempts).values(values).add_cte(updated).add_cte(events)
+    return Prepared(statement.returning(kept.label("kept")))
 
 
 class PostgresqlQueue:
@@ -76,7 +81,9 @@ class PostgresqlQueue:
         by_columns: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
         for index, done in enumerate(attempts):
             values = outcome_values(done)
-            by_columns.setdefault(values.columns, []).append((index, values.new_values | values.attempt_row))
+            by_columns.setdefault(values.columns, []).append(
+                (index, values.new_values | values.attempt_row | values.event_parameters)
+            )
         for columns, group in by_columns.items():
             rows = await outcome_with_attempt(columns).fetch_each(
                 connection, [values for _index, values in group]

@@ -3,7 +3,8 @@
 That transaction holds the database's write lock from its start (`BEGIN IMMEDIATE`), so a claim
 needs no row locks: no other writer can claim the same message meanwhile. Each statement is a few
 microseconds on the loop's thread, so a claim's jobs are read one statement each, and an outcome is
-its fenced update then its attempt's row.
+its fenced update then its attempt's row (then, for a sent, moderated or failed message, its webhook
+event's fan-out: store/webhook_events.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from postventa.store.outbox.outcomes import (
 )
 from postventa.store.prepared import Prepared
 from postventa.store.tables import messages
+from postventa.store.webhook_events import EMIT_FOR_MESSAGE
 
 # Expired leases before queued messages: their worker died mid-attempt, and they are older than
 # anything queued since.
@@ -66,6 +68,8 @@ class SqliteQueue:
             kept = updated.rowcount == 1
             outcome = values.attempt_row["outcome"] if kept else "lease_lost"
             await INSERT_ATTEMPT.execute(connection, values.attempt_row | {"outcome": outcome})
+            if kept and values.event is not None:  # its webhook event, in the same transaction
+                await EMIT_FOR_MESSAGE.execute(connection, values.event_parameters)
             kept_each.append(kept)
         return kept_each
 
