@@ -1,7 +1,8 @@
-"""Grouped writes on SQLite (`Database.transaction(write=True, grouped=True)`, used by sends):
-simultaneous ones share one commit, each returns only once its work is committed, one refused
-before it changed anything leaves the others be, one that fails after changing rows fails its whole
-group, and a commit that fails fails every member of the group. Nothing failed is ever kept."""
+"""Group commit (`Database.group_commit`, store/group_commit.py; used by sends on SQLite and by
+delivery outcomes): simultaneous writes share commits, each returns only once its work is committed,
+one refused before it changed anything leaves the others be, and when a group's transaction fails
+(a member failing after changing rows, or the commit) its members are written again alone, so that
+only a member that fails by itself fails. Nothing failed is ever kept, nothing is kept twice."""
 
 from __future__ import annotations
 
@@ -53,76 +54,108 @@ async def bodies(database: Database) -> list[str]:
         return sorted((await connection.execute(select(notes.c.body))).scalars())
 
 
-async def grouped_insert(
-    database: Database, body: str, *, fail: bool = False, refuse_first: bool = False
-) -> None:
-    async with database.transaction(write=True, grouped=True) as connection:
+class Notes:
+    """Writes of notes through one group commit, as sends share theirs."""
+
+    def __init__(self, database: Database) -> None:
+        self.writes = database.group_commit(self._write)
+        self.runs: list[str] = []
+
+    async def _write(self, connection: Any, note: tuple[str, bool, bool]) -> str:
+        body, fail, refuse_first = note
+        self.runs.append(body)
         if refuse_first:  # as a send refused by its checks: before any write
             raise Refused(body)
         await INSERT.execute(connection, {"body": body})
         if fail:
             raise Refused(body)
+        return body
+
+    async def insert(self, body: str, *, fail: bool = False, refuse_first: bool = False) -> str:
+        return await self.writes.write((body, fail, refuse_first))
 
 
-async def test_simultaneous_writes_share_commits_and_all_land(database, statements):
-    await asyncio.gather(*(grouped_insert(database, f"n{number:02}") for number in range(40)))
+@pytest.fixture
+def notes_writes(database: Database) -> Notes:
+    return Notes(database)
 
+
+async def test_simultaneous_writes_share_commits_and_all_land(database, notes_writes, statements):
+    results = await asyncio.gather(*(notes_writes.insert(f"n{number:02}") for number in range(40)))
+
+    assert results == [f"n{number:02}" for number in range(40)]
     assert await bodies(database) == [f"n{number:02}" for number in range(40)]
     commits = statements.count("COMMIT")
     assert 1 <= commits < 40  # the forty shared a few commits
     assert statements.count("BEGIN IMMEDIATE") == commits
 
 
-async def test_a_write_refused_before_changing_anything_leaves_the_others_be(database):
+async def test_a_write_refused_before_changing_anything_leaves_the_others_be(database, notes_writes):
     results = await asyncio.gather(
-        *(grouped_insert(database, f"n{number}", refuse_first=number % 3 == 0) for number in range(9)),
+        *(notes_writes.insert(f"n{number}", refuse_first=number % 3 == 0) for number in range(9)),
         return_exceptions=True,
     )
 
-    assert [type(result).__name__ for result in results] == ["Refused", "NoneType", "NoneType"] * 3
+    assert [type(result).__name__ for result in results] == ["Refused", "str", "str"] * 3
     assert await bodies(database) == sorted(f"n{number}" for number in range(9) if number % 3)
+    assert notes_writes.runs.count("n1") == 1  # the group was not written again
 
 
-async def test_a_write_failing_after_changing_rows_fails_its_group_and_keeps_nothing(database):
-    # Its rows cannot be told from the others': the group's transaction is rolled back, and every
-    # member that had not answered fails with it. Nothing of the group is kept; the next group is fine.
+async def test_a_write_failing_after_changing_rows_fails_alone(database, notes_writes):
+    # Its rows cannot be told from the others': the group's transaction is rolled back, and its
+    # members are written again one per transaction. Only the bad one fails; nothing is kept twice.
     results = await asyncio.gather(
-        *(grouped_insert(database, f"n{number}", fail=number == 4) for number in range(9)),
+        *(notes_writes.insert(f"n{number}", fail=number == 4) for number in range(9)),
         return_exceptions=True,
     )
-    failed = [number for number, result in enumerate(results) if isinstance(result, Exception)]
-    kept = await bodies(database)
 
     assert isinstance(results[4], Refused)
-    assert all(isinstance(results[number], (Refused, OperationalError)) for number in failed)
-    assert 4 in failed
-    assert len(failed) > 1  # its group's other members failed with it
-    assert kept == sorted(f"n{number}" for number in range(9) if number not in failed)
-    await grouped_insert(database, "after")
-    assert await bodies(database) == sorted([*kept, "after"])
+    assert [result for number, result in enumerate(results) if number != 4] == [
+        f"n{number}" for number in range(9) if number != 4
+    ]
+    assert await bodies(database) == sorted(f"n{number}" for number in range(9) if number != 4)
+    assert notes_writes.runs.count("n3") == 2  # in the group, then alone
 
 
-async def test_a_write_returns_only_once_committed(database):
-    done = asyncio.create_task(grouped_insert(database, "first"))
-    await asyncio.sleep(0)  # its body ran; its group's commit has not yet
+async def test_a_write_returns_only_once_committed(database, notes_writes):
+    done = asyncio.create_task(notes_writes.insert("first"))
+    await asyncio.sleep(0)  # handed in; its group not yet written
 
     assert not done.done()
-    await done
+    assert await done == "first"
     assert await bodies(database) == ["first"]
 
 
-async def test_a_plain_write_commits_the_open_group_before_its_own(database):
-    grouped = asyncio.create_task(grouped_insert(database, "grouped"))
-    await asyncio.sleep(0)  # the group is open, its commit not yet run
+async def test_grouped_and_plain_writes_both_land(database, notes_writes):
+    grouped = asyncio.create_task(notes_writes.insert("grouped"))
+    await asyncio.sleep(0)
 
-    async with database.transaction(write=True) as connection:  # not grouped: its own transaction
+    async with database.transaction(write=True) as connection:  # a transaction of its own
         await connection.execute(insert(notes).values(body="plain"))
     await grouped
 
     assert await bodies(database) == ["grouped", "plain"]
 
 
-async def test_a_failed_commit_fails_every_member_and_keeps_nothing(database, monkeypatch):
+async def test_a_failed_commit_writes_each_member_again_alone(database, notes_writes, monkeypatch):
+    original = sqlite_writes.on_driver
+    failures = iter([True])  # the first commit fails, the rest succeed
+
+    async def commit_fails_once(driver: Any, statement: str) -> None:
+        if statement == "COMMIT" and next(failures, False):
+            raise OperationalError(statement, None, RuntimeError("disk I/O error"))
+        await original(driver, statement)
+
+    monkeypatch.setattr(sqlite_writes, "on_driver", commit_fails_once)
+    results = await asyncio.gather(*(notes_writes.insert(f"n{number}") for number in range(5)))
+
+    assert results == [f"n{number}" for number in range(5)]
+    assert await bodies(database) == [f"n{number}" for number in range(5)]  # each once
+
+
+async def test_a_commit_that_always_fails_fails_every_member_and_keeps_nothing(
+    database, notes_writes, monkeypatch
+):
     original = sqlite_writes.on_driver
 
     async def commit_fails(driver: Any, statement: str) -> None:
@@ -132,23 +165,26 @@ async def test_a_failed_commit_fails_every_member_and_keeps_nothing(database, mo
 
     monkeypatch.setattr(sqlite_writes, "on_driver", commit_fails)
     results = await asyncio.gather(
-        *(grouped_insert(database, f"n{number}") for number in range(5)), return_exceptions=True
+        *(notes_writes.insert(f"n{number}") for number in range(5)), return_exceptions=True
     )
     monkeypatch.setattr(sqlite_writes, "on_driver", original)
 
     assert all(isinstance(result, OperationalError) for result in results), results
     assert await bodies(database) == []
-    await grouped_insert(database, "after")  # the database goes on
+    await notes_writes.insert("after")  # the database goes on
     assert await bodies(database) == ["after"]
 
 
-async def test_a_member_that_used_sqlalchemy_commits_the_group_through_it(database):
-    async def through_sqlalchemy() -> None:
-        async with database.transaction(write=True, grouped=True) as connection:
+async def test_a_member_that_used_sqlalchemy_is_committed_with_its_group(database):
+    async def write(connection: Any, body: str) -> None:
+        if body == "sqlalchemy":
             await connection.execute(text("INSERT INTO notes (body) VALUES ('sqlalchemy')"))
+        else:
+            await INSERT.execute(connection, {"body": body})
 
-    await asyncio.gather(grouped_insert(database, "prepared"), through_sqlalchemy())
+    writes = database.group_commit(write)
+    await asyncio.gather(writes.write("prepared"), writes.write("sqlalchemy"), writes.write("again"))
 
-    assert await bodies(database) == ["prepared", "sqlalchemy"]
+    assert await bodies(database) == ["again", "prepared", "sqlalchemy"]
     async with database.transaction() as connection:
-        assert (await connection.execute(select(func.count()).select_from(notes))).scalar_one() == 2
+        assert (await connection.execute(select(func.count()).select_from(notes))).scalar_one() == 3

@@ -1,5 +1,6 @@
-"""Outcomes written several to a transaction (delivery/outcomes.py): each caller still learns its
-own result once committed, a bad outcome fails only its own caller, and nothing is left unwritten."""
+"""Outcomes written several to a transaction (`outbox.outcome_writes`, store/group_commit.py): each caller
+still learns its own result once committed, a bad outcome fails only its own caller, and nothing is
+left unwritten."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from contextlib import asynccontextmanager
 import pytest
 from sqlalchemy import func, select
 
-from postventa.delivery.outcomes import OutcomeRecorder
 from postventa.store import outbox
 from postventa.store.tables import delivery_attempts, messages
 from tests.integration.test_outbox import claim, queued_messages
@@ -21,6 +21,11 @@ def sent(message_id: int) -> outbox.Outcome:
     return outbox.Outcome(
         status="sent", attempt_outcome="sent", route="action_guide", marketplace_message_id=f"m{message_id}"
     )
+
+
+def finished(message_id: int, now: dt.datetime, *, worker: str = "w") -> outbox.FinishedAttempt:
+    """A first attempt that ended sent."""
+    return outbox.FinishedAttempt(message_id, worker, 1, sent(message_id), now, now)
 
 
 @pytest.fixture
@@ -35,10 +40,10 @@ def count_write_transactions(database, monkeypatch) -> list[int]:
     transaction = database.transaction
 
     @asynccontextmanager
-    async def counted(*, write: bool = False, grouped: bool = False):
+    async def counted(*, write: bool = False):
         if write:
             opened.append(1)
-        async with transaction(write=write, grouped=grouped) as connection:
+        async with transaction(write=write) as connection:
             yield connection
 
     monkeypatch.setattr(database, "transaction", counted)
@@ -57,10 +62,10 @@ async def test_outcomes_finished_together_share_a_commit(client, database, monke
     ids = await queued_messages(client, database, 6)
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     await claim(database, "w", at=now, limit=10)
-    recorder = OutcomeRecorder(database)
+    recorder = outbox.outcome_writes(database)
     opened = count_write_transactions(database, monkeypatch)
 
-    kept = await asyncio.gather(*(recorder.record(i, "w", 1, sent(i), now, now) for i in ids))
+    kept = await asyncio.gather(*(recorder.write(finished(i, now)) for i in ids))
 
     assert kept == [True] * 6
     assert len(opened) < len(ids)  # the first alone, the five that waited behind it in one
@@ -80,14 +85,14 @@ async def test_a_bad_outcome_fails_only_its_own_caller(client, database):
     ids = await queued_messages(client, database, 3)
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     await claim(database, "w", at=now, limit=10)
-    recorder = OutcomeRecorder(database)
+    recorder = outbox.outcome_writes(database)
     missing_message = 2**62  # its attempt row breaks the foreign key: the shared transaction fails
 
     results = await asyncio.gather(
-        recorder.record(ids[0], "w", 1, sent(ids[0]), now, now),
-        recorder.record(ids[1], "w", 1, sent(ids[1]), now, now),
-        recorder.record(missing_message, "w", 1, sent(missing_message), now, now),
-        recorder.record(ids[2], "w", 1, sent(ids[2]), now, now),
+        recorder.write(finished(ids[0], now)),
+        recorder.write(finished(ids[1], now)),
+        recorder.write(finished(missing_message, now)),
+        recorder.write(finished(ids[2], now)),
         return_exceptions=True,
     )
 
@@ -101,11 +106,11 @@ async def test_a_lost_lease_is_reported_to_its_caller(client, database):
     ids = await queued_messages(client, database, 2)
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     await claim(database, "w", at=now, limit=10)
-    recorder = OutcomeRecorder(database)
+    recorder = outbox.outcome_writes(database)
 
     kept = await asyncio.gather(
-        recorder.record(ids[0], "w", 1, sent(ids[0]), now, now),
-        recorder.record(ids[1], "other", 1, sent(ids[1]), now, now),
+        recorder.write(finished(ids[0], now)),
+        recorder.write(finished(ids[1], now, worker="other")),
     )
 
     assert kept == [True, False]
@@ -116,9 +121,9 @@ async def test_a_cancelled_caller_still_gets_its_outcome_written(client, databas
     ids = await queued_messages(client, database, 2)
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     await claim(database, "w", at=now, limit=10)
-    recorder = OutcomeRecorder(database)
+    recorder = outbox.outcome_writes(database)
 
-    callers = [asyncio.create_task(recorder.record(i, "w", 1, sent(i), now, now)) for i in ids]
+    callers = [asyncio.create_task(recorder.write(finished(i, now))) for i in ids]
     await asyncio.sleep(0)
     for caller in callers:
         caller.cancel()

@@ -23,7 +23,6 @@ from collections.abc import Callable
 import structlog
 
 from postventa.delivery.attempt import Delivery, SellerChannel, deliver_one
-from postventa.delivery.outcomes import OutcomeRecorder
 from postventa.domain.attempts import Route, after_failure
 from postventa.domain.delivery import DEFAULT_RETRY_POLICY, DeliveryFailure, FailureKind, RetryPolicy
 from postventa.logs import log_delivery_attempt
@@ -33,7 +32,7 @@ from postventa.services.marketplace import Session, session_for, session_usable
 from postventa.store import outbox
 from postventa.store.engine import Database
 from postventa.store.messages import attachment_content
-from postventa.store.outbox import ClaimedMessage, DeliveryJob
+from postventa.store.outbox import ClaimedMessage, DeliveryJob, FinishedAttempt
 
 LEASE_SECONDS = 90.0  # longer than any single attempt (at most four calls with a 15 s read timeout each)
 # How long a message queued by another process (an API process apart from the worker, which cannot
@@ -104,8 +103,8 @@ class DeliveryWorker:
         self._ready: deque[tuple[ClaimedMessage, DeliveryJob, float]] = deque()
         self.claim_ahead = concurrency
         self._sessions: dict[int, tuple[Session, float]] = {}
-        # Outcomes that finish while a commit is under way share the next one (delivery/outcomes.py).
-        self._outcomes = OutcomeRecorder(database)
+        # Outcomes that finish while a commit is under way share the next one.
+        self._outcomes = outbox.outcome_writes(database)
         # After a claim the worker waits to be woken (an attempt finished, a message queued) unless
         # this many messages are still wanted (`_wanted`); woken, it claims them all at once.
         # Waiting instead until this many were free, to share claims, left slots standing idle
@@ -252,8 +251,8 @@ class DeliveryWorker:
             )
         self._attempt_over()
         try:
-            kept = await self._outcomes.record(
-                claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock()
+            kept = await self._outcomes.write(
+                FinishedAttempt(claimed.id, self.worker_id, claimed.attempts, outcome, started, self.clock())
             )
         except Exception:  # unrecorded: the lease runs out and the next claim reconciles first
             log.exception("outcome_not_recorded", message_id=claimed.id, worker=self.worker_id)

@@ -1,9 +1,10 @@
 """The database: engine per URL, transactions owned by the caller.
 
-SQLite's writes go through store/sqlite_writes.py (one writer at a time, `BEGIN IMMEDIATE`, commits
-grouped for sends). PostgreSQL's transactions are asyncpg's own (store/postgresql_connector.py),
-and its writers take row locks (`SELECT ... FOR UPDATE`) on the conversation, in the queries
-themselves.
+SQLite's writes go through store/sqlite_writes.py (one writer at a time, `BEGIN IMMEDIATE`).
+Writes that may share a commit with others of the moment (sends, delivery outcomes) go through
+`Database.group_commit` (store/group_commit.py). PostgreSQL's transactions are asyncpg's own
+(store/postgresql_connector.py), and its writers take row locks (`SELECT ... FOR UPDATE`) on the
+conversation, in the queries themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -18,8 +20,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from postventa.store import postgresql_connector, sqlite_driver
+from postventa.store.group_commit import (
+    GroupCommit,
+    Item,
+    OpenTransaction,
+    Result,
+    WriteAlone,
+    WriteMany,
+    WriteOne,
+    Writes,
+)
 from postventa.store.sealing import TokenCipher, load_token_cipher
-from postventa.store.sqlite_writes import SqliteWrites
+from postventa.store.sqlite_writes import SqliteWrites, driver_of
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DEFAULT_TOKEN_KEY_FILE = Path("var") / "token.key"
@@ -72,18 +84,33 @@ class Database:
         # Engines whose connections carry session settings (`statements(settings=...)`), by settings.
         self._engines_with_settings: dict[frozenset[tuple[str, str]], AsyncEngine] = {}
 
-    def transaction(
-        self, *, write: bool = False, grouped: bool = False
-    ) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A transaction that commits when the block ends and rolls back on any exception.
-
-        `grouped` (SQLite; a send): the block may share its transaction and commit with the other
-        grouped writes of the moment, under store/sqlite_writes.py's rule for a member's failure.
-        Either way it returns only once its work is committed, and raises if it could not be.
-        """
+    def transaction(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction that commits when the block ends and rolls back on any exception: a read, or
+        with `write` a write (on SQLite it holds the write lock from its `BEGIN IMMEDIATE`)."""
         if write and self._sqlite_writes is not None:
-            return self._sqlite_writes.grouped() if grouped else self._sqlite_writes.transaction()
+            return self._sqlite_writes.transaction()
         return self._transaction()
+
+    def group_commit(
+        self,
+        write_one: WriteOne[Item, Result],
+        *,
+        write_many: WriteMany[Item, Result] | None = None,
+        open_transaction: OpenTransaction | None = None,
+        group_on_postgresql: bool = True,
+    ) -> Writes[Item, Result]:
+        """Writes of `write_one` grouped several to a transaction (store/group_commit.py, with its rule
+        for a member's failure), in write transactions or in `open_transaction`'s. With
+        `group_on_postgresql` false, each write on PostgreSQL has a transaction of its own instead."""
+        opener = open_transaction or partial(self.transaction, write=True)
+        if not self.is_sqlite and not group_on_postgresql:
+            return WriteAlone(opener, write_one)
+        rows_changed = self._rows_changed if self.is_sqlite else None
+        return GroupCommit(opener, write_one, write_many=write_many, rows_changed=rows_changed)
+
+    @staticmethod
+    def _rows_changed(connection: AsyncConnection) -> int:
+        return driver_of(connection).sqlite.total_changes
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -1,4 +1,4 @@
-"""SQLite's writers in this process: one at a time, on one shared connection, commits grouped.
+"""SQLite's writers in this process: one at a time, on one shared connection.
 
 SQLite serialises writers. A write transaction takes the write lock when it begins (`BEGIN
 IMMEDIATE`), so a send reads the conversation only once no other writer can change it; without
@@ -8,13 +8,8 @@ and share one connection, so a write costs no pool checkout. BEGIN and COMMIT go
 driver: most writes run only hot statements (store/prepared.py), and SQLAlchemy's own begin and
 commit (a greenlet hop each, events, a transaction object) cost more than the rest of a send's SQL.
 
-Group commit (`SqliteWrites.grouped`, used by sends): the writes of the moment share one
-transaction and one commit. The rule for a member's failure: a member that raises before changing
-anything (a refused send: every check comes before a send's first write) leaves the group as it
-was; one that raises after changing rows, or a commit that fails, fails every member of its group,
-and nothing of that group is kept (their changes cannot be told apart, and none has answered yet).
-A send's writes cannot conflict under the lock, so in practice only a failed commit does that; the
-rule replaced a savepoint per member, two statements of every send (docs/performance.md).
+Writes that may share their commit with others of the moment (sends, delivery outcomes) are grouped
+above this, by store/group_commit.py, each group in one of these transactions.
 """
 
 from __future__ import annotations
@@ -35,22 +30,12 @@ from postventa.store.sqlite_driver import Checkpointer, InLoopConnection, Writer
 
 
 @dataclass
-class _Group:
-    """Grouped writes sharing one SQLite transaction; `committed` settles when it commits or fails."""
-
-    committed: asyncio.Future[None]
-    commit_task: asyncio.Task[None] | None = None
-    members: int = 0
-
-
-@dataclass
 class _LoopWriters:
-    """The write lock of one event loop, the connection its writers share, and the open group."""
+    """The write lock of one event loop and the connection its writers share."""
 
     loop: asyncio.AbstractEventLoop
     lock: WriterLock
     connection: AsyncConnection | None = None
-    group: _Group | None = None
 
 
 class SqliteWrites:
@@ -64,27 +49,20 @@ class SqliteWrites:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction of its own: the open group commits first."""
+        """A write transaction, holding this process's write lock."""
         writers = self._current()
         async with writers.lock:
             connection = await self._connection(writers)
             driver = driver_of(connection)
-            await self._close_group(writers, driver)
             async with _driver_transaction(connection, driver):
                 yield connection
             self.checkpointer.after_commit(writers.lock)
 
-    def grouped(self) -> GroupedWrite:
-        """A write that may share its transaction and commit with the others of the moment."""
-        return GroupedWrite(self)
-
     async def dispose(self) -> None:
-        """Let the open group commit, and close the shared connection."""
+        """Close the shared connection."""
         writers, self._writers = self._writers, None
         if writers is None:
             return
-        if writers.group is not None and writers.group.commit_task is not None:
-            await asyncio.gather(writers.group.commit_task, return_exceptions=True)
         await self.checkpointer.wait()
         if writers.connection is not None and writers.loop is asyncio.get_running_loop():
             await writers.connection.close()
@@ -103,100 +81,6 @@ class SqliteWrites:
             driver_of(connection).begin_statement = "BEGIN IMMEDIATE"
             writers.connection = connection
         return connection
-
-    async def _join_group(self, writers: _LoopWriters, driver: InLoopConnection) -> _Group:
-        """The open group, or a new one (its transaction begun, its commit scheduled). Holding the lock."""
-        if writers.group is not None and not writers.group.committed.done():
-            writers.group.members += 1
-            return writers.group
-        await on_driver(driver, "BEGIN IMMEDIATE")
-        group = writers.group = _Group(writers.loop.create_future(), members=1)
-        # The commit runs once the tasks ready now have had their turn: the sends among them whose
-        # requests were read meanwhile join this transaction instead of each committing its own.
-        group.commit_task = writers.loop.create_task(self._commit_group(writers, group, driver))
-        return group
-
-    async def _commit_group(self, writers: _LoopWriters, group: _Group, driver: InLoopConnection) -> None:
-        async with writers.lock:
-            await self._close_group(writers, driver, group)
-
-    async def _close_group(
-        self, writers: _LoopWriters, driver: InLoopConnection, group: _Group | None = None
-    ) -> None:
-        """Commit the open group (holding the lock), settling its members' wait either way."""
-        open_group = writers.group
-        if open_group is None or (group is not None and open_group is not group):
-            return
-        writers.group = None
-        if open_group.committed.done():  # already ended (rolled back with a member through SQLAlchemy)
-            return
-        try:
-            await on_driver(driver, "COMMIT")
-        except BaseException as error:
-            if driver.sqlite.in_transaction:
-                driver.sqlite.rollback()
-            _settle(open_group, error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        open_group.committed.set_result(None)
-        self.checkpointer.after_commit(writers.lock, open_group.members)
-
-
-class GroupedWrite:
-    """One grouped write: the writer lock, in the open group's transaction (the module's rule for a
-    member's failure). Leaving the block releases the lock and waits for the group's commit. A block
-    that ran SQLAlchemy statements ends the group's transaction through SQLAlchemy (committing or
-    rolling back every member's work), since SQLAlchemy's own bookkeeping must end with it.
-
-    A class, not a generator-based context manager: a send enters one per request, and generators
-    cost measurably more (docs/performance.md).
-    """
-
-    __slots__ = ("_changes", "_connection", "_driver", "_group", "_writers", "_writes")
-
-    def __init__(self, writes: SqliteWrites) -> None:
-        self._writes = writes
-
-    async def __aenter__(self) -> AsyncConnection:
-        writes = self._writes
-        writers = self._writers = writes._current()
-        await writers.lock.acquire()
-        try:
-            connection = self._connection = await writes._connection(writers)
-            driver = self._driver = driver_of(connection)
-            self._group = await writes._join_group(writers, driver)
-            self._changes = driver.sqlite.total_changes  # rows changed before this block
-        except BaseException:
-            writers.lock.release()
-            raise
-        return connection
-
-    async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
-        connection, driver, group = self._connection, self._driver, self._group
-        try:
-            if error is not None:
-                if connection.in_transaction():
-                    await connection.rollback()
-                elif driver.sqlite.total_changes != self._changes:
-                    driver.sqlite.rollback()
-                else:
-                    return False  # it changed nothing: the group goes on
-                rolled_back = RuntimeError("rolled back with another write")
-                _settle(group, OperationalError("ROLLBACK", None, rolled_back))
-                return False
-            if connection.in_transaction():
-                try:
-                    await connection.commit()
-                except BaseException as commit_error:
-                    _settle(group, commit_error)
-                    raise
-                _settle(group, None)
-        finally:
-            self._writers.lock.release()
-        # Out of the lock (the group's commit needs it); shielded: the commit is every member's.
-        await asyncio.shield(group.committed)
-        return False
 
 
 def driver_of(connection: AsyncConnection) -> InLoopConnection:
@@ -245,18 +129,6 @@ async def on_driver(driver: InLoopConnection, statement: str) -> None:
         raise OperationalError(statement, None, error) from error
     except sqlite3.Error as error:
         raise DatabaseError(statement, None, error) from error
-
-
-def _settle(group: _Group, error: BaseException | None) -> None:
-    if group.committed.done():
-        return
-    if error is None:
-        group.committed.set_result(None)
-        return
-    group.committed.set_exception(
-        error if isinstance(error, Exception) else OperationalError("COMMIT", None, RuntimeError(repr(error)))
-    )
-    group.committed.exception()  # retrieved here: each member re-raises it
 
 
 def _configure(engine: AsyncEngine) -> None:

@@ -90,13 +90,9 @@ async def _send(
 ) -> Response:
     """The send's checks and its write, with Mercado Libre's caps as `caps` knows them."""
     if key is None:
-        # The common case in one write transaction: checks 1–4 read the key where 5–10 write. Its
-        # statements are all prepared ones, so it may share its commit with simultaneous sends.
-        async with context.database.transaction(write=True, grouped=True) as connection:
-            account_id = await authorize_request(request, context, parameters, SEND, connection)
-            response = await _send_checks(
-                request, context, parameters, caps, account_id, raw_order_id, None, connection=connection
-            )
+        # The common case in one write transaction, shared with the sends of the moment: checks 1–4
+        # read the key where 5–10 write.
+        response = await context.sends.write(_GroupedSend(request, context, parameters, caps, raw_order_id))
         return _queued(request, context, response)
     account_id = await authorize_request(request, context, parameters, SEND)
     send_checks = partial(_send_checks, request, context, parameters, caps, account_id, raw_order_id)
@@ -104,6 +100,36 @@ async def _send(
     return await send_once(
         request, context, parameters, key=key, request_hash=request_hash, send_checks=send_checks
     )
+
+
+class _GroupedSend:
+    """A send's checks and write, run in a group's transaction (store/group_commit.py). If the group
+    must be written again, checks 1–4 are not repeated: the key's rate limit counts a request once."""
+
+    __slots__ = ("account_id", "caps", "context", "parameters", "raw_order_id", "request")
+
+    def __init__(
+        self, request: Request, context: Context, parameters: Parameters, caps: CapsLookup, raw_order_id: str
+    ) -> None:
+        self.request, self.context, self.parameters = request, context, parameters
+        self.caps, self.raw_order_id = caps, raw_order_id
+        self.account_id: int | None = None
+
+    async def __call__(self, connection: AsyncConnection) -> Response:
+        if self.account_id is None:
+            self.account_id = await authorize_request(
+                self.request, self.context, self.parameters, SEND, connection
+            )
+        return await _send_checks(
+            self.request,
+            self.context,
+            self.parameters,
+            self.caps,
+            self.account_id,
+            self.raw_order_id,
+            None,
+            connection=connection,
+        )
 
 
 async def _send_checks(

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.attempts import Outcome
 from postventa.store.engine import Database
+from postventa.store.group_commit import Writes
 from postventa.store.outbox.claims import (
     LOAD_JOB,
     QUEUE_PLANNER_SETTINGS,
@@ -64,6 +66,7 @@ __all__ = [
     "latest_heartbeat",
     "load_job",
     "next_due_at",
+    "outcome_writes",
     "queue_statements",
     "record_outcome",
     "record_outcomes",
@@ -135,6 +138,22 @@ async def record_outcomes(connection: AsyncConnection, attempts: Sequence[Finish
     """Record each attempt and its effect on its message, in order; for each, False when the lease
     was lost meanwhile (the attempt is then recorded as "lease_lost")."""
     return await _QUEUES[connection.dialect.name].record_outcomes(connection, attempts)
+
+
+def outcome_writes(database: Database) -> Writes[FinishedAttempt, bool]:
+    """Outcomes written several to a commit (store/group_commit.py), on the worker's connections:
+    one commit per outcome made the commit the worker's slowest step on PostgreSQL, where each waits
+    for the log to reach the disk (docs/performance.md). A group is written in one go
+    (`record_outcomes`: one round trip on PostgreSQL). An outcome never written is not lost work:
+    its message's lease runs out and the next claim reconciles with Mercado Libre first."""
+    return database.group_commit(
+        _record_one, write_many=record_outcomes, open_transaction=partial(queue_statements, database)
+    )
+
+
+async def _record_one(connection: AsyncConnection, attempt: FinishedAttempt) -> bool:
+    [kept] = await record_outcomes(connection, [attempt])
+    return kept
 
 
 async def record_outcome(
