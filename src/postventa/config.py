@@ -9,7 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from postventa.domain.attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from postventa.domain.delivery import RetryPolicy
-from postventa.domain.webhooks import DEFAULT_RETRY_SCHEDULE_SECONDS, parse_retry_schedule
+from postventa.domain.webhooks import (
+    ATTEMPT_TIMEOUT_SECONDS,
+    DEFAULT_RETRY_SCHEDULE_SECONDS,
+    parse_retry_schedule,
+)
 
 DEFAULT_DATABASE_PATH = Path("var") / "postventa.db"
 
@@ -187,6 +191,12 @@ class Settings(BaseSettings):
     )
     webhook_endpoint_concurrency: int = Field(
         default=4, gt=0, le=256, description="Webhook deliveries in flight to one endpoint at once."
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=ATTEMPT_TIMEOUT_SECONDS,
+        description="How long a worker holds a webhook delivery; a worker that dies leaves it this long "
+        "before another attempts it. Must exceed an attempt's 10 s.",
     )
 
     @field_validator("webhook_retry_schedule")

@@ -160,6 +160,7 @@ def build_background(
         retry_schedule=settings.webhook_retry_waits,
         concurrency=settings.webhook_concurrency,
         per_endpoint=settings.webhook_endpoint_concurrency,
+        lease_seconds=settings.webhook_lease_seconds,
         clock=clock,
         worker_id=worker.worker_id,
     )
