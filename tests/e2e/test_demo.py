@@ -1,6 +1,6 @@
-"""The README's run command: the demo starts, its printed curl answers 200, and the loop runs; then
-the README's attachment examples (JSON with base64, multipart with examples/factura.pdf) run as
-written against it."""
+"""The README's run command: the demo starts, its printed curl answers 200, and the loop runs, its own
+webhook receiver printing the events of that message, verified; then the README's attachment examples
+(JSON with base64, multipart with examples/factura.pdf) run as written against it."""
 
 from __future__ import annotations
 
@@ -61,6 +61,20 @@ async def test_demo_prints_a_curl_that_works_and_the_buyer_answers(tmp_path: Pat
                 return [m["Status"] for m in messages] == ["sent", "received"]
 
             await wait_for(answered, timeout=30, every=0.5)
+            # The demo's receiver prints each event it verified with the SDK (cli/demo_webhooks.py).
+            message_id = sent.json()
+            events = await asyncio.wait_for(
+                _read_until_all(
+                    process, [f"Webhook {kind}: account" for kind in ("message.sent", "message.received")]
+                ),
+                timeout=30,
+            )
+            sent_event = rf"Webhook message\.sent: account \d+, order \d+, message {message_id} is sent"
+            assert re.search(sent_event + r" \(verified, msg_[0-9a-f]+\)", events), events
+            assert re.search(r"Webhook message\.received: .* is received: '.+' \(verified, msg_", events), (
+                events
+            )
+            assert "Webhook refused" not in events
 
             async def replied() -> bool:
                 messages = (await http.get(conversation_url)).json()["Results"]
@@ -110,6 +124,14 @@ def run_example(command: str, api_key: str, base_url: str) -> str:
     assert isinstance(answered, str), result.stdout
     assert answered.isdigit(), result.stdout
     return answered
+
+
+async def _read_until_all(process: asyncio.subprocess.Process, markers: list[str]) -> str:
+    """What the demo prints until every marker has appeared."""
+    printed = ""
+    while not all(marker in printed for marker in markers):
+        printed += await _read_until(process, "\n")
+    return printed
 
 
 async def _read_until(process: asyncio.subprocess.Process, marker: str) -> str:

@@ -69,11 +69,16 @@ def test_every_event_type_has_an_example_with_the_envelope():
     for event_type, example in examples.items():
         assert set(example) == {"type", "timestamp", "data"}
         assert example["type"] == event_type
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", example["timestamp"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", example["timestamp"])
+        assert isinstance(example["data"]["AccountId"], int)
     for event_type in EVENT_TYPES[:4]:
         data = examples[event_type]["data"]
         assert data["Status"] == event_type.removeprefix("message.")
-        assert data["DateStatus"] == examples[event_type]["timestamp"]  # the status and its time
+        # The status and its time: the envelope's with microseconds, the message's in whole seconds.
+        assert data["DateStatus"] == examples[event_type]["timestamp"][:19] + "Z"
+    order = examples["order.updated"]
+    assert order["data"]["LastUpdated"] == order["timestamp"][:19] + "Z"
+    assert order["data"]["AccountId"] == order["data"]["SellerAccount"]["Id"]
 
 
 async def rendered_subjects(client: httpx2.AsyncClient, database: Database) -> dict[str, Any]:
@@ -117,9 +122,7 @@ async def test_each_example_is_shaped_as_the_api_renders_its_subject(client, dat
         "order.updated": rendered["order"],
     }
     for event_type, example in documented_examples().items():
-        subject = dict(subjects[event_type])
-        if event_type.startswith("message."):
-            subject["AccountId"] = rendered["order"]["SellerAccount"]["Id"]  # the message's, plus its account
+        subject = subjects[event_type] | {"AccountId": rendered["order"]["SellerAccount"]["Id"]}
         assert shape_difference(example["data"], subject) is None, event_type
     # The examples' attachment and its URL follow the API's.
     failed = documented_examples()["message.failed"]["data"]
@@ -137,7 +140,7 @@ def test_the_sdk_reads_each_example_as_its_typed_event():
         else:
             assert isinstance(event, OrderEvent)
             assert event.data == Order.from_json(example["data"])
-            assert event.account_id == example["data"]["SellerAccount"]["Id"]
+            assert event.account_id == example["data"]["AccountId"]
 
 
 def run_the_receiver(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -175,14 +178,21 @@ def test_the_documented_ordering_keeps_the_newest_status(monkeypatch):
     receiver = run_the_receiver(monkeypatch)
     examples = documented_examples()
 
-    def event(example: dict[str, Any], status_time: str) -> MessageEvent:
-        data = {**example["data"], "DateStatus": status_time}
-        body = json.dumps({**example, "data": data}).encode()
+    def event(example: dict[str, Any], changed_at: str) -> MessageEvent:
+        body = json.dumps({**example, "timestamp": changed_at}).encode()
         verified = verify_webhook(body, signed(body), SECRET)
         assert isinstance(verified, MessageEvent)
         return verified
 
-    newer = event(examples["message.failed"], "2026-12-04T20:15:44Z")
-    older = event(examples["message.failed"], "2026-12-04T20:15:40Z")  # the same message, earlier
-    assert receiver["apply_message_event"](newer) is True
-    assert receiver["apply_message_event"](older) is False
+    sent = examples["message.sent"]
+    moderated = {
+        **examples["message.moderated"],
+        "data": {**examples["message.moderated"]["data"], "Id": 5071},
+    }
+    # Within one second: only the envelope's microseconds tell them apart.
+    later = event(moderated, "2026-12-04T19:54:09.900000Z")
+    earlier = event(sent, "2026-12-04T19:54:09.412305Z")
+    assert receiver["apply_message_event"](later) is True
+    assert receiver["apply_message_event"](earlier) is False  # arrived late: discarded
+    assert receiver["apply_message_event"](later) is False  # a duplicate
+    assert receiver["apply_message_event"](event(sent, "2026-12-04T19:54:10.000001Z")) is True
