@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from postventa.api.openapi_bodies import COMPONENTS, ID, nullable, ref
 from postventa.api.routing import DocumentedRoute
@@ -108,6 +109,15 @@ def admin_responses(
     if body is not None:
         success["content"] = {"application/json": {"schema": body}}
     return {status: success, **_ADMIN_ERRORS, **(_JSON_BODY_ERRORS if reads_body else {})}
+
+
+def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The `openapi_extra` of a route that reads its JSON body itself (the admin API's
+    `validated_body`): FastAPI sees no body parameter, so the document would show none. The body is
+    `model`'s JSON Schema, its nested models referenced in `components/schemas` (where
+    `complete_document` moves their definitions)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 MARKETPLACE_ERRORS: dict[int | str, dict[str, Any]] = {

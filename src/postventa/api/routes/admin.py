@@ -82,19 +82,6 @@ class BuyerMessageIn(BaseModel):
     Text: str
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, object]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
-                }
-            },
-        }
-    }
-
-
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -111,7 +98,7 @@ async def validated_body(request: Request, model: type[Model]) -> Model:
     "/accounts",
     status_code=201,
     responses=openapi.admin_responses(201, "The new account.", ref("Account")),
-    openapi_extra=_body_schema(AccountIn),
+    openapi_extra=openapi.json_request_body(AccountIn),
 )
 async def create_account(request: Request, context: Admin) -> Response:
     """A new seller account."""
@@ -149,7 +136,7 @@ async def get_account(accountId: str, context: Admin) -> Response:
 @router.patch(
     "/accounts/{accountId}",
     responses=openapi.admin_responses(200, "The account now.", ref("AccountDetail")),
-    openapi_extra=_body_schema(AccountUpdateIn),
+    openapi_extra=openapi.json_request_body(AccountUpdateIn),
 )
 async def update_account(accountId: str, request: Request, context: Admin) -> Response:
     """Change the account's Name, BusinessName, DocType or DocNumber (what GET /v2/accounts shows);
@@ -166,7 +153,7 @@ async def update_account(accountId: str, request: Request, context: Admin) -> Re
     "/api-keys",
     status_code=201,
     responses=openapi.admin_responses(201, "The new key, shown only here.", ref("ApiKeyCreated")),
-    openapi_extra=_body_schema(ApiKeyIn),
+    openapi_extra=openapi.json_request_body(ApiKeyIn),
 )
 async def create_api_key(request: Request, context: Admin) -> Response:
     """A key for one or more accounts; the key is shown only in this response."""
@@ -189,7 +176,7 @@ async def create_api_key(request: Request, context: Admin) -> Response:
 @router.patch(
     "/api-keys/{keyId}",
     responses=openapi.admin_responses(200, "The key's limits now.", ref("ApiKeyLimits")),
-    openapi_extra=_body_schema(ApiKeyLimitsIn),
+    openapi_extra=openapi.json_request_body(ApiKeyLimitsIn),
 )
 async def set_api_key_limits(keyId: str, request: Request, context: Admin) -> Response:
     """Give a key its own rate limits, or back to the defaults with null; applies to its next request."""
@@ -214,7 +201,7 @@ async def revoke_api_key(keyId: str, context: Admin) -> Response:
 @router.put(
     "/accounts/{accountId}/orders",
     responses=openapi.admin_responses(200, "The orders' ids.", ref("ImportedOrders")),
-    openapi_extra=_body_schema(OrdersIn),
+    openapi_extra=openapi.json_request_body(OrdersIn),
 )
 async def import_orders(accountId: str, request: Request, context: Admin) -> Response:
     """Upsert orders by ExternalOrderId; any invalid order refuses the whole document."""
@@ -231,7 +218,7 @@ async def import_orders(accountId: str, request: Request, context: Admin) -> Res
     "/orders/{orderId}/buyer-messages",
     status_code=201,
     responses=openapi.admin_responses(201, "The recorded message.", ref("Created")),
-    openapi_extra=_body_schema(BuyerMessageIn),
+    openapi_extra=openapi.json_request_body(BuyerMessageIn),
 )
 async def buyer_message(orderId: str, request: Request, context: Admin) -> Response:
     """Record a buyer's reply, as the marketplace integration does."""
@@ -250,7 +237,7 @@ async def buyer_message(orderId: str, request: Request, context: Admin) -> Respo
         **openapi.admin_responses(200, "Linked.", ref("MercadoLibreLink")),
         **openapi.MARKETPLACE_ERRORS,
     },
-    openapi_extra=_body_schema(LinkIn),
+    openapi_extra=openapi.json_request_body(LinkIn),
 )
 async def link_mercadolibre(accountId: str, request: Request, context: Admin) -> Response:
     """Link the account to a Mercado Libre seller; the credentials are checked with Mercado Libre.

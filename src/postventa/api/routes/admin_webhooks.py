@@ -15,7 +15,7 @@ from postventa.api.context import Context
 from postventa.api.openapi_bodies import ref
 from postventa.api.render import timestamp
 from postventa.api.render_webhooks import attempt_json, created_json, endpoint_json
-from postventa.api.routes.admin import _body_schema, require_admin, validated_body
+from postventa.api.routes.admin import require_admin, validated_body
 from postventa.api.routes.messages import path_id
 from postventa.domain.webhooks import URL_MAX_LENGTH, EventType
 from postventa.services import webhooks
@@ -63,7 +63,7 @@ class WebhookUpdateIn(BaseModel):
     responses=openapi.admin_responses(
         201, "The new endpoint and its secret, shown only here.", ref("WebhookCreated")
     ),
-    openapi_extra=_body_schema(WebhookIn),
+    openapi_extra=openapi.json_request_body(WebhookIn),
 )
 async def create_webhook(accountId: str, request: Request, context: Admin) -> Response:
     """Register an endpoint of the account for some event types (all without Events); the answer
@@ -97,7 +97,7 @@ async def list_webhooks(accountId: str, context: Admin) -> Response:
 @router.patch(
     "/webhooks/{webhookId}",
     responses=openapi.admin_responses(200, "The endpoint now.", ref("WebhookEndpoint")),
-    openapi_extra=_body_schema(WebhookUpdateIn),
+    openapi_extra=openapi.json_request_body(WebhookUpdateIn),
 )
 async def update_webhook(webhookId: str, request: Request, context: Admin) -> Response:
     """Change an endpoint's Url, Events or Enabled; `"Enabled": true` turns back on an endpoint that
