@@ -157,3 +157,59 @@ def test_the_vendored_yardstick_is_the_shared_one_unchanged() -> None:
     assert VENDORED_YARDSTICK.exists()
     if SHARED_YARDSTICK.exists():
         assert VENDORED_YARDSTICK.read_bytes() == SHARED_YARDSTICK.read_bytes()
+
+
+CONSOLE_PAGES = {
+    "inbox",
+    "inbox_waiting",
+    "inbox_failed",
+    "inbox_search",
+    "inbox_middle_page",
+    "inbox_refresh",
+    "conversation",
+    "conversation_refresh",
+}
+
+
+def test_the_console_benchmark_runs_in_quick_mode(tmp_path: Path, postgres_available: bool) -> None:
+    """bench.console seeds, serves and measures every page on each database (one process per
+    database, at the same time); each figure is the server's own (its access log), so never more
+    than what the client waited for the same requests."""
+    backends = ["sqlite", "postgresql"] if postgres_available else ["sqlite"]
+    started = {
+        backend: subprocess.Popen(
+            [*_command("console", tmp_path / f"{backend}.json"), "--backends", backend],
+            cwd=PROJECT_ROOT,
+            env={key: value for key, value in os.environ.items() if not key.startswith("POSTVENTA_")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for backend in backends
+    }
+    try:
+        for backend, process in started.items():
+            printed, _ = process.communicate(timeout=TIMEOUT_SECONDS)
+            assert process.returncode == 0, f"bench.console on {backend} failed:\n{printed[-4000:]}"
+    finally:
+        for process in started.values():
+            _interrupt(process)
+    for backend in backends:
+        check_console(json.loads((tmp_path / f"{backend}.json").read_text())["runs"][-1], backend)
+
+
+def check_console(run: dict[str, Any], backend: str) -> None:
+    check_header(run, "console")
+    assert set(run["results"]) == {backend}
+    seeded = run["seeded"][backend]
+    assert seeded["conversations"] == run["options"]["conversations"]
+    assert seeded["orders"] > seeded["conversations"]  # some conversations are packs
+    assert seeded["long_messages"] == run["options"]["long_messages"]
+    pages = run["results"][backend]
+    assert set(pages) == CONSOLE_PAGES
+    for name, page in pages.items():
+        assert page["requests"] == run["options"]["requests"], name
+        assert 0 < page["server_ms"]["p50"] <= page["client_ms"]["p50"], name
+        assert page["server_ms"]["p50"] <= page["server_ms"]["p95"] <= page["server_ms"]["max"]
+        assert page["met"] == (page["server_ms"]["p50"] < run["target_p50_ms_below"])
+    assert run["met"] == all(page["met"] for page in pages.values())

@@ -116,6 +116,8 @@ orders = Table(
     UniqueConstraint("account_id", "external_order_id"),
     Index(None, "account_id", "date_created", "id"),  # paged by date, ties by id
     Index(None, "account_id", "status"),
+    # A conversation's orders, newest last: the console's inbox (migration 0013).
+    Index(None, "conversation_id", "date_created"),
 )
 
 attachments = Table(
