@@ -185,11 +185,15 @@ def run_worker_phase(
     emulator: Service,
     emulator_url: str,
     workdir: Path,
+    extra_environment: dict[str, str] | None = None,
+    label: str = "",
 ) -> dict[str, Any]:
-    """Start a worker, queue the messages, time the drain, stop the worker."""
+    """Start a worker (with `extra_environment` besides its own), queue the messages, time the
+    drain, stop the worker."""
     worker_cpus, _ = cpu_plan(not args.no_pin)
     environment = worker_environment(backend.url, token_key, emulator_url, args.log_level)
-    name = f"worker-{backend.name}-{concurrency}"
+    environment.update(extra_environment or {})
+    name = f"worker-{backend.name}-{concurrency}{label}"
     command = [POSTVENTA, "worker", "--concurrency", str(concurrency)]
     worker = Service(name, command, environment, workdir / f"{name}.log", workdir, worker_cpus)
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from postventa.delivery.webhook_http import PostResult, WebhookPoster
+from postventa.delivery.webhook_records import AttemptWriter, FinishedAttempt
 from postventa.delivery.worker import new_worker_id, utc_now
 from postventa.domain import webhooks as rules
 from postventa.metrics import WEBHOOK_DELIVERIES
@@ -74,7 +75,13 @@ class WebhookDispatcher:
         # Something was due but every due delivery's endpoint had its share in flight: wait to be
         # woken by a finished attempt (or the idle wait) rather than look again at once.
         self._held_back = False
+        # A claim is a write transaction: the loop claims when this many slots are free (or when
+        # nothing is in flight), not on every finished attempt.
+        self._claim_batch = max(1, concurrency // 4)
+        # The last claim took all it asked for: more is likely due, so claim without looking first.
+        self._more_due = False
         self._pruned_at = -math.inf
+        self._writer = AttemptWriter(database)
 
     def wake(self) -> None:
         """Look for due deliveries now."""
@@ -91,7 +98,7 @@ class WebhookDispatcher:
                 except Exception:  # the database may be away for a moment: keep the loop alive
                     log.exception("webhooks_round_failed", worker=self.worker_id)
                     claimed = 0
-                if claimed == 0 or len(self._in_flight) >= self.concurrency:
+                if claimed == 0 or self._free() < self._claim_batch:
                     await self._idle(stop)
         finally:
             while self._in_flight:
@@ -101,14 +108,15 @@ class WebhookDispatcher:
     async def run_once(self) -> int:
         """Claim what the free slots take, when something is due, and start each; how many."""
         self._wake.clear()
-        free = self.concurrency - len(self._in_flight)
+        free = self._free()
         if free <= 0:
             return 0
         now = self.clock()
-        async with self.database.transaction() as connection:
-            self._next_due = await store.next_due_at(connection)
-        if self._next_due is None or self._next_due > now:
-            return 0
+        if not self._more_due:
+            async with self.database.transaction() as connection:
+                self._next_due = await store.next_due_at(connection)
+            if self._next_due is None or self._next_due > now:
+                return 0
         async with self.database.transaction(write=True) as connection:
             claimed = await store.claim_deliveries(
                 connection,
@@ -119,19 +127,26 @@ class WebhookDispatcher:
                 per_endpoint=self.per_endpoint,
             )
         self._held_back = not claimed
+        self._more_due = len(claimed) == free
         for delivery in claimed:
             task = asyncio.create_task(self._deliver_logged(delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
         return len(claimed)
 
+    def _free(self) -> int:
+        return self.concurrency - len(self._in_flight)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # a slot, and its endpoint's share, are free
+        if self._free() >= self._claim_batch or not self._in_flight:
+            self._wake.set()  # slots, and their endpoints' shares, are free
 
     async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait to be woken (slots freed, `wake()`), for the next due time, or the idle wait."""
         wait = self.idle_wait_seconds
-        if self._next_due is not None and not self._held_back:
+        slots_wanted = self._free() < self._claim_batch
+        if self._next_due is not None and not self._held_back and not slots_wanted:
             wait = min(wait, max(0.0, (self._next_due - self.clock()).total_seconds()))
         woken = asyncio.ensure_future(self._wake.wait())
         stopping = asyncio.ensure_future(stop.wait())
@@ -210,20 +225,7 @@ class WebhookDispatcher:
         record = AttemptRecord(
             delivery, self.worker_id, started, result.duration_ms, result.http_status, result.error
         )
-        disabled = False
-        async with self.database.transaction(write=True) as connection:
-            kept = await store.record_attempt(
-                connection, record, status=status, next_attempt_at=retry_at, now=now
-            )
-            if success:
-                await store.endpoint_succeeded(connection, delivery.endpoint_id, now)
-            else:
-                failing_since = await store.endpoint_failed(connection, delivery.endpoint_id, now)
-                if rules.should_disable(failing_since, now):
-                    await store.disable_endpoint(
-                        connection, delivery.endpoint_id, _disabled_reason(failing_since), now
-                    )
-                    disabled = True
+        recorded = await self._writer.write(FinishedAttempt(record, status, retry_at, success, now))
         WEBHOOK_DELIVERIES.labels(outcome).inc()
         log.info(
             "webhook_attempt",
@@ -234,10 +236,10 @@ class WebhookDispatcher:
             attempt=delivery.attempt,
             http_status=result.http_status,
             duration_ms=result.duration_ms,
-            outcome=outcome if kept else "lease_lost",
+            outcome=outcome if recorded.kept else "lease_lost",
             error=result.error,
         )
-        if disabled:
+        if recorded.disabled:
             log.warning("webhook_endpoint_disabled", endpoint_id=delivery.endpoint_id)
 
     async def _prune_now_and_then(self) -> None:
@@ -249,8 +251,3 @@ class WebhookDispatcher:
             pruned = await store.prune_finished(connection, self.clock() - RETENTION, limit=PRUNE_BATCH)
         if pruned:
             log.info("webhooks_pruned", deliveries=pruned)
-
-
-def _disabled_reason(failing_since: dt.datetime | None) -> str:
-    since = failing_since.isoformat(timespec="seconds") if failing_since is not None else "?"
-    return f"failing since {since} with no success for {rules.DISABLE_AFTER_FAILING.days} days"

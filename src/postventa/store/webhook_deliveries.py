@@ -18,7 +18,14 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postventa.store.tables import messages, webhook_attempts, webhook_deliveries, webhook_endpoints
+from postventa.store.prepared import Prepared
+from postventa.store.tables import (
+    UtcDateTime,
+    messages,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+)
 
 _D, _E = webhook_deliveries, webhook_endpoints
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
@@ -170,6 +177,64 @@ class AttemptRecord:
     error: str | None
 
 
+_INSERT_ATTEMPT = Prepared(
+    insert(webhook_attempts).values(
+        {
+            name: bindparam(name, type_=webhook_attempts.c[name].type)
+            for name in (
+                "delivery_id",
+                "endpoint_id",
+                "attempt",
+                "started_at",
+                "duration_ms",
+                "http_status",
+                "error",
+            )
+        }
+    )
+)
+_FINISH_ATTEMPT = Prepared(
+    update(_D)
+    .where(
+        _D.c.id == bindparam("delivery_id"), _D.c.lease_owner == bindparam("worker"), _D.c.status == SENDING
+    )
+    .values(
+        {
+            name: bindparam(f"new_{name}", type_=_D.c[name].type)
+            for name in (
+                "status",
+                "lease_owner",
+                "lease_expires_at",
+                "next_attempt_at",
+                "last_error",
+                "finished_at",
+            )
+        }
+    )
+)
+# Written only when it changes something: most successes follow a success.
+_SUCCEEDED = Prepared(
+    update(_E)
+    .where(
+        _E.c.id == bindparam("endpoint_id"),
+        or_(
+            _E.c.failing_since.is_not(None),
+            _E.c.last_success_at.is_(None),
+            _E.c.last_success_at < bindparam("stale_before", type_=UtcDateTime()),
+        ),
+    )
+    .values(last_success_at=bindparam("now", type_=UtcDateTime()), failing_since=None)
+)
+_FAILED = Prepared(
+    update(_E)
+    .where(_E.c.id == bindparam("endpoint_id"))
+    .values(failing_since=func.coalesce(_E.c.failing_since, bindparam("now", type_=UtcDateTime())))
+    .returning(_E.c.failing_since)
+)
+# How stale `last_success_at` may be before a success writes it again.
+LAST_SUCCESS_RESOLUTION = dt.timedelta(seconds=1)
+
+
 async def record_attempt(
     connection: AsyncConnection,
     record: AttemptRecord,
@@ -183,38 +248,39 @@ async def record_attempt(
     is recorded all the same: it happened)."""
     delivery = record.delivery
     error = record.error[:ERROR_MAX_CHARACTERS] if record.error is not None else None
-    await connection.execute(
-        insert(webhook_attempts).values(
-            delivery_id=delivery.id,
-            endpoint_id=delivery.endpoint_id,
-            attempt=delivery.attempt,
-            started_at=record.started_at,
-            duration_ms=record.duration_ms,
-            http_status=record.http_status,
-            error=error,
-        )
+    await _INSERT_ATTEMPT.execute(
+        connection,
+        {
+            "delivery_id": delivery.id,
+            "endpoint_id": delivery.endpoint_id,
+            "attempt": delivery.attempt,
+            "started_at": record.started_at,
+            "duration_ms": record.duration_ms,
+            "http_status": record.http_status,
+            "error": error,
+        },
     )
     finished = status in (DELIVERED, FAILED)
-    result = await connection.execute(
-        update(_D)
-        .where(_D.c.id == delivery.id, _D.c.lease_owner == record.worker, _D.c.status == SENDING)
-        .values(
-            status=status,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=next_attempt_at,
-            last_error=error,
-            finished_at=now if finished else None,
-        )
+    result = await _FINISH_ATTEMPT.execute(
+        connection,
+        {
+            "delivery_id": delivery.id,
+            "worker": record.worker,
+            "new_status": status,
+            "new_lease_owner": None,
+            "new_lease_expires_at": None,
+            "new_next_attempt_at": next_attempt_at,
+            "new_last_error": error,
+            "new_finished_at": now if finished else None,
+        },
     )
     return result.rowcount == 1
 
 
 async def endpoint_succeeded(connection: AsyncConnection, endpoint_id: int, now: dt.datetime) -> None:
-    """A success ends the endpoint's failing streak."""
-    await connection.execute(
-        update(_E).where(_E.c.id == endpoint_id).values(last_success_at=now, failing_since=None)
-    )
+    """A success ends the endpoint's failing streak, and is its last success (to the second)."""
+    parameters = {"endpoint_id": endpoint_id, "now": now, "stale_before": now - LAST_SUCCESS_RESOLUTION}
+    await _SUCCEEDED.execute(connection, parameters)
 
 
 async def endpoint_failed(
@@ -222,14 +288,8 @@ async def endpoint_failed(
 ) -> dt.datetime | None:
     """A failure starts the endpoint's failing streak if none runs; when the streak began (None:
     the endpoint is gone)."""
-    result = await connection.execute(
-        update(_E)
-        .where(_E.c.id == endpoint_id)
-        .values(failing_since=func.coalesce(_E.c.failing_since, now))
-        .returning(_E.c.failing_since)
-    )
-    value = result.scalar_one_or_none()
-    return value if isinstance(value, dt.datetime) else None
+    row = (await _FAILED.execute(connection, {"endpoint_id": endpoint_id, "now": now})).first()
+    return row.failing_since if row is not None else None
 
 
 async def disable_endpoint(
