@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Integer, Text, bindparam, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
@@ -67,12 +68,8 @@ def new_webhook_id() -> str:
 
 def snapshot_json(values: Mapping[str, Any]) -> str:
     """The message fields a change set, as the snapshot stores them (times in ISO 8601)."""
-    kept = {
-        name: value.isoformat() if isinstance(value, dt.datetime) else value
-        for name, value in values.items()
-        if name in SNAPSHOT_FIELDS
-    }
-    return json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    kept = {name: value for name, value in values.items() if name in SNAPSHOT_FIELDS}
+    return orjson.dumps(kept).decode()  # aware times as ISO 8601 with their offset
 
 
 def snapshot_values(text: str | None) -> dict[str, Any]:
