@@ -15,7 +15,9 @@ one CPU; this process signs in at /console/login as a browser does and asks for 
 turn, one request at a time, on the other CPU: after `--warmup` rounds, `--requests` rounds. A
 page's **server time** is the access log's `duration_ms` of its request (found by the request id
 sent with it): from the request reaching the application to its last byte handed to the server,
-everything the service does for it. The time this client saw is recorded beside it.
+everything the service does for it. The time this client saw is recorded beside it, and the
+server process's CPU time per request (from /proc; PostgreSQL's own work is not in it), which
+depends less on what else runs on the machine.
 
 The pages: the inbox's first page; filtered to the conversations waiting for an answer, to those
 whose delivery failed, by a buyer's nickname; a page in the middle of the inbox; the inbox's part
@@ -203,11 +205,14 @@ def fetch(http: httpx2.Client, page: Page, request_id: str) -> tuple[float, int]
     return seconds, len(answer.content)
 
 
-def drive(url: str, seeded: ConsoleSeed, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+def drive(
+    url: str, seeded: ConsoleSeed, args: argparse.Namespace, tag: str, server_cpu: Callable[[], float]
+) -> dict[str, Any]:
     """Sign in, then every page in turn: `--warmup` rounds, then `--requests` measured ones (each
-    round starting one page further on). Each measured request's id, client time and size."""
+    round starting one page further on). Each measured request's id, client time, size, and the
+    server's CPU time meanwhile (`server_cpu`: its CPU seconds so far)."""
     pages = pages_of(seeded)
-    measured: dict[str, list[tuple[str, float, int]]] = {page.name: [] for page in pages}
+    measured: dict[str, list[tuple[str, float, int, float]]] = {page.name: [] for page in pages}
     with httpx2.Client(base_url=url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
         sign_in(http, seeded.user_email)
         for number in range(args.warmup):
@@ -217,8 +222,9 @@ def drive(url: str, seeded: ConsoleSeed, args: argparse.Namespace, tag: str) -> 
             shift = number % len(pages)
             for page in pages[shift:] + pages[:shift]:
                 request_id = f"{tag}-{page.name}-{number}"
+                cpu_before = server_cpu()
                 seconds, size = fetch(http, page, request_id)
-                measured[page.name].append((request_id, seconds, size))
+                measured[page.name].append((request_id, seconds, size, server_cpu() - cpu_before))
     return {"pages": pages, "measured": measured}
 
 
@@ -257,17 +263,20 @@ def figures(values: list[float]) -> dict[str, float]:
 
 
 def summarise(driven: dict[str, Any], durations: dict[str, float]) -> dict[str, Any]:
-    """Per page: its path, server and client figures, answer size, and the target met or not."""
+    """Per page: its path, server and client figures, the server's CPU time per request (its
+    process alone: PostgreSQL's work is not in it), answer size, and the target met or not."""
     results = {}
     for page in driven["pages"]:
         samples = driven["measured"][page.name]
-        server = figures([durations[request_id] for request_id, _, _ in samples])
+        server = figures([durations[request_id] for request_id, _, _, _ in samples])
+        cpu_seconds = sum(cpu for _, _, _, cpu in samples)
         results[page.name] = {
             "path": page.path,
             "htmx": "hx-request" in page.headers,
             "requests": len(samples),
             "server_ms": server,
-            "client_ms": figures([seconds * 1000 for _, seconds, _ in samples]),
+            "client_ms": figures([seconds * 1000 for _, seconds, _, _ in samples]),
+            "server_cpu_ms_per_request": round(cpu_seconds * 1000 / len(samples), 2),
             "bytes": samples[-1][2],
             "met": server["p50"] < TARGET_P50_MS,
         }
@@ -306,10 +315,10 @@ def measure_backend(
         if client_cpus:
             os.sched_setaffinity(0, client_cpus)
         try:
-            driven = drive(f"http://{LOOPBACK}:{port}", seeded, args, backend)
+            driven = drive(f"http://{LOOPBACK}:{port}", seeded, args, backend, service.cpu_seconds)
         finally:
             os.sched_setaffinity(0, previous)
-        wanted = {request_id for samples in driven["measured"].values() for request_id, _, _ in samples}
+        wanted = {sample[0] for samples in driven["measured"].values() for sample in samples}
         results = summarise(driven, server_durations(service, wanted))
     finally:
         with deferred_signals():
@@ -326,7 +335,8 @@ def print_report(record: dict[str, Any]) -> None:
         title=f"console: server time per page, {options['requests']} requests each, "
         f"{options['conversations']:,} conversations, a conversation of {options['long_messages']}"
     )
-    for column in ("database", "page", "server p50 ms", "p95", "max", "client p50 ms", "KiB", "target"):
+    columns = ("database", "page", "server p50 ms", "p95", "max", "client p50 ms", "CPU ms", "KiB", "target")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("database", "page") else "right")
     for backend, pages in record["results"].items():
         for name, result in pages.items():
@@ -339,6 +349,7 @@ def print_report(record: dict[str, Any]) -> None:
                 f"{server['p95']:.1f}",
                 f"{server['max']:.1f}",
                 f"{result['client_ms']['p50']:.1f}",
+                f"{result['server_cpu_ms_per_request']:.1f}",
                 f"{result['bytes'] / 1024:.0f}",
                 f"[{colour}]{'met' if result['met'] else 'missed'} (p50 < {TARGET_P50_MS:g})[/]",
             )

@@ -211,5 +211,6 @@ def check_console(run: dict[str, Any], backend: str) -> None:
         assert page["requests"] == run["options"]["requests"], name
         assert 0 < page["server_ms"]["p50"] <= page["client_ms"]["p50"], name
         assert page["server_ms"]["p50"] <= page["server_ms"]["p95"] <= page["server_ms"]["max"]
+        assert page["server_cpu_ms_per_request"] >= 0
         assert page["met"] == (page["server_ms"]["p50"] < run["target_p50_ms_below"])
     assert run["met"] == all(page["met"] for page in pages.values())
