@@ -101,9 +101,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: 200 messages, the default concurrency only"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds at most to wait before each phase for the machine to go quiet",
+    )
     parser.add_argument("--output", type=Path, default=default_output("delivery"))
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick:  # a check that it works, beside other work: nothing to wait for
+        args.quiet_wait = min(args.quiet_wait, 1.0)
         args.messages = min(args.messages, 200)
         args.timeout = min(args.timeout, 60.0)
         args.concurrency = DEFAULT_WORKER_CONCURRENCY
@@ -204,7 +211,7 @@ def run_worker_phase(
         assert backend.tenant is not None
         profile_path = args.profile / f"{name}.txt" if args.profile is not None else None
         recorder = profile.start(worker.pid, None, profile_path) if profile_path is not None else None
-        settled = wait_for_quiet_machine()
+        settled = wait_for_quiet_machine(at_most_seconds=args.quiet_wait)
         pin_postgres = backend.name == "postgresql" and not args.postgres_anywhere
         with postgres_pinned(worker_cpus if pin_postgres else None):
             worker_cpu, emulator_cpu = worker.cpu_seconds(), emulator.cpu_seconds()
@@ -266,7 +273,7 @@ def run_direct_phase(
     """The emulator's capacity: the same first messages posted straight to it."""
     client_cpus, _ = cpu_plan(not args.no_pin)
     orders = plan.direct_orders[(concurrency, measured)]
-    settled = wait_for_quiet_machine()
+    settled = wait_for_quiet_machine(at_most_seconds=args.quiet_wait)
     load = load_average()
     emulator_cpu = emulator.cpu_seconds()
     machine_busy, machine_total = machine_cpu_seconds()
