@@ -135,5 +135,10 @@ async def test_filters_search_and_pages(database):
 
     assert total == 5
     assert orders_of(rows) == [[ids["pack"], ids["mate"]], [ids["old"]]]
+    waiting = InboxFilter(waiting=True)
+    total, rows = await inbox(database, both, waiting, limit=1, offset=1)
+    assert (total, len(rows)) == (2, 1)  # a filtered total is counted with the page
+    assert await inbox(database, both, waiting, limit=1, offset=5) == (2, [])  # a page past the last
+    assert await inbox(database, [tenant.account_id], offset=5) == (5, [])
     async with database.transaction() as connection:
         assert await console_inbox.count_waiting(connection, frozenset(both)) == 2

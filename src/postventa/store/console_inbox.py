@@ -159,16 +159,25 @@ async def inbox_page(
     10,000 conversations, are in docs/performance.md (bench/console.py)."""
     await _without_jit(connection)
     conditions = _conditions(_visible(account_ids, where), where)
-    total = (await connection.execute(select(func.count()).where(*conditions))).scalar_one()
+    # Unfiltered, the total is a count of the accounts' conversations in their index; filtered, it
+    # is counted in the pass that orders the page (a window), not in a second pass over them all.
+    filtered = len(conditions) > 1
+    columns: list[ColumnElement[int]] = [conversations.c.id]
+    if filtered:
+        columns.append(func.count().over().label("total"))
     chosen = (
-        select(conversations.c.id)
+        select(*columns)
         .where(*conditions)
         .order_by(_activity().desc(), conversations.c.id.desc())
         .limit(limit)
         .offset(offset)
     )
-    page_ids = [row.id for row in await connection.execute(chosen)]
-    return total, await _rows(connection, page_ids)
+    page = (await connection.execute(chosen)).all()
+    if filtered and page:
+        total = int(page[0].total)
+    else:  # unfiltered, or a page past the last
+        total = (await connection.execute(select(func.count()).where(*conditions))).scalar_one()
+    return total, await _rows(connection, [row.id for row in page])
 
 
 async def _rows(connection: AsyncConnection, conversation_ids: list[int]) -> list[InboxRow]:
