@@ -1,5 +1,6 @@
-"""Administration (contract §5): the admin API over HTTP, then the same operations from the CLI run as
-a real subprocess on a fresh SQLite file and on the backend's test database."""
+"""Administration (contract §5): the admin API over HTTP, then the same operations from the CLI: as
+the installed command in a real subprocess on a fresh SQLite file, and in process (typer's runner,
+the same code without a new interpreter's start-up) for the rest."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from typer.testing import CliRunner
 
+from postventa.cli.main import app as cli_app
 from postventa.store.engine import Database
 from postventa.wiring import create_app
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin, admin_headers, make_settings
@@ -219,13 +223,31 @@ async def test_admin_api_is_off_without_a_configured_token(database, database_ur
     assert_error(response, 404)
 
 
-def run_cli(database_url: str, *args: object, wide: bool = True) -> subprocess.CompletedProcess[str]:
-    """`postventa ARGS` on the database; wide=False leaves the terminal width to the default (80)."""
+def run_cli(
+    database_url: str, *args: object, wide: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`postventa ARGS` on the database, in process, with what it printed and its exit code as a
+    subprocess would give them; wide=False leaves the terminal width to the default (80). On a
+    thread of its own: a command runs its own event loop, and async tests call this from theirs."""
+    env: dict[str, str | None] = {name: None for name in os.environ if name.startswith("POSTVENTA_")}
+    env.update(POSTVENTA_DATABASE_URL=database_url, POSTVENTA_API_KEY_PEPPER=PEPPER)
+    env["COLUMNS"] = "1000" if wide else None
+    arguments = [str(arg) for arg in args]
+
+    def invoke() -> Any:
+        return CliRunner().invoke(cli_app, arguments, env=env, input=stdin)
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        result = thread.submit(invoke).result(timeout=120)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout, result.stderr)
+
+
+def run_installed_cli(database_url: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """`postventa ARGS` as the installed command, in a subprocess of its own."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
-    env.pop("COLUMNS", None)
     env.update(POSTVENTA_DATABASE_URL=database_url, POSTVENTA_API_KEY_PEPPER=PEPPER, COLUMNS="1000")
-    if not wide:
-        del env["COLUMNS"]
     command = [str(POSTVENTA), *map(str, args)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
@@ -265,8 +287,15 @@ def postventa(database_url: str, *args: object) -> Any:
     return cli_json(run_cli(database_url, *args))
 
 
-async def cli_round_trip(database_url: str, directory: Path) -> None:
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+async def cli_round_trip(database_url: str, directory: Path, run_cli: Runner = run_cli) -> None:
     """Every command once, each checked through the public API."""
+
+    def postventa(database_url: str, *args: object) -> Any:
+        return cli_json(run_cli(database_url, *args))
+
     account = postventa(database_url, "accounts", "create", "Tienda CLI")
     assert account["Name"] == "Tienda CLI"
     key = postventa(database_url, "keys", "create", "--account", account["Id"])
@@ -292,7 +321,7 @@ async def cli_round_trip(database_url: str, directory: Path) -> None:
 
 async def test_cli_on_a_fresh_sqlite_file(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'fresh' / 'postventa.db'}"
-    await cli_round_trip(database_url, tmp_path)
+    await cli_round_trip(database_url, tmp_path, run_installed_cli)
 
 
 async def test_cli_on_the_backend_test_database(database, database_url, tmp_path):

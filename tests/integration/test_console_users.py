@@ -1,18 +1,16 @@
 """Console users (issue 19, item 1): the admin API's /admin/users over HTTP on both databases, and
-`postventa users` run as a real subprocess. Passwords are stored only as Argon2 hashes."""
+`postventa users` (in process, as the other admin commands' tests run them). Passwords are stored
+only as Argon2 hashes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 
 from sqlalchemy import select
 
 from postventa.store.engine import Database
 from postventa.store.tables import console_users
-from tests.factories import PEPPER
-from tests.integration.test_admin_cli import ADMIN, POSTVENTA, assert_error, cli_json, new_account, run_cli
+from tests.integration.test_admin_cli import ADMIN, assert_error, cli_json, new_account, run_cli
 
 PASSWORD = "correct horse battery"
 
@@ -112,15 +110,4 @@ def test_the_cli_creates_lists_and_deletes_a_console_user(database_url: str, dat
 
 
 def _cli_with_stdin(database_url: str, args: list[str], stdin: str) -> dict[str, object]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
-    env.update(POSTVENTA_DATABASE_URL=database_url, POSTVENTA_API_KEY_PEPPER=PEPPER, COLUMNS="1000")
-    result = subprocess.run(
-        [str(POSTVENTA), *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return dict(cli_json(result))
+    return dict(cli_json(run_cli(database_url, *args, stdin=stdin)))

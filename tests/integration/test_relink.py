@@ -10,10 +10,7 @@ import itertools
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -31,10 +28,10 @@ from postventa.store.links import MarketplaceLink, get_link, save_link
 from postventa.store.tables import messages
 from postventa.wiring import create_app
 from tests.conftest import admin_headers, make_settings
-from tests.factories import PEPPER, Tenant, make_order, make_tenant
+from tests.factories import Tenant, make_order, make_tenant
+from tests.integration.test_admin_cli import run_cli
 
 ADMIN = admin_headers()
-POSTVENTA = Path(sys.executable).with_name("postventa")
 SELLERS = itertools.count(700_000_000 + os.getpid() % 1000 * 100_000)
 GRANT_REFUSED = (
     "invalid_grant Error validating grant. Your refresh token may be expired or it was already used"
@@ -402,13 +399,6 @@ async def test_metrics_gauge_and_readiness_while_a_link_needs_relinking(client, 
 
     await link_account(database, account_id, link_body(seller_id), ScriptedMeli(seller_id), now())
     assert f"{series} 0.0" in (await client.get("/metrics")).text
-
-
-def run_cli(database_url: str, *args: object) -> subprocess.CompletedProcess[str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("POSTVENTA_")}
-    env.update(POSTVENTA_DATABASE_URL=database_url, POSTVENTA_API_KEY_PEPPER=PEPPER, COLUMNS="1000")
-    command = [str(POSTVENTA), *map(str, args)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 async def test_cli_accounts_show_prints_the_admin_document_and_exits_3_for_an_unknown_account(
