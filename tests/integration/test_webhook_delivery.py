@@ -4,7 +4,6 @@ implementation) verifies it; retries with the same `webhook-id` and body; attemp
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import json
@@ -287,6 +286,38 @@ async def test_a_spent_schedule_fails_the_delivery_and_five_days_of_failures_dis
         assert "5 days" in endpoint.disabled_reason
         await buyer_replies(database, await make_order(database, tenant), "otra")  # no event while disabled
         assert len(await deliveries(database)) == 1
+        async with database.transaction(write=True) as connection:  # held while disabled
+            await connection.execute(
+                webhook_deliveries.update().values(status="pending", next_attempt_at=now())
+            )
+        await worker.drain()
+        assert [row.status for row in await deliveries(database)] == ["pending"]
+        hooks.scripts["/down"] = Script(statuses=[200])
+        async with database.transaction(write=True) as connection:
+            enabled = await webhooks.update_endpoint(connection, made.endpoint.id, enabled=True, now=now())
+        assert (enabled.enabled, enabled.failing_since, enabled.disabled_reason) == (True, None, None)
+        await worker.drain()
+        assert [row.status for row in await deliveries(database)] == ["delivered"]
+
+
+async def test_finished_deliveries_are_pruned_with_their_attempts_after_the_retention(database):
+    tenant, _ = await linked_tenant(database)
+    async with receiver() as hooks:
+        made = await add_endpoint(database, tenant, hooks.url + "/kept")
+        for text in ("old", "new"):
+            await buyer_replies(database, await make_order(database, tenant), text)
+        await dispatcher(database).drain()
+    old, new = await deliveries(database)
+    async with database.transaction(write=True) as connection:
+        await connection.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.id == old.id)
+            .values(finished_at=now() - dt.timedelta(days=8))
+        )
+        assert await delivery_store.prune_finished(connection, now() - dt.timedelta(days=7), limit=10) == 1
+        attempts = await webhooks.list_attempts(connection, made.endpoint.id)
+    assert [row.id for row in await deliveries(database)] == [new.id]
+    assert [attempt.delivery_id for attempt in attempts] == [new.id]
 
 
 async def test_a_rotated_secret_signs_beside_the_new_one(database):
@@ -307,16 +338,15 @@ async def test_a_delivery_whose_worker_died_is_delivered_by_another_with_the_sam
     async with receiver() as hooks:
         made = await add_endpoint(database, tenant, hooks.url + "/again")
         await buyer_replies(database, await make_order(database, tenant), "hola")
-        dead = dispatcher(database, lease_seconds=0.2, worker_id="dead")
+        dead = dispatcher(database, lease_seconds=30, worker_id="dead")
         async with database.transaction(write=True) as connection:  # it claims and renders, then dies
             [claimed] = await delivery_store.claim_deliveries(
-                connection, "dead", now(), limit=5, lease_seconds=0.2, per_endpoint=4
+                connection, "dead", now(), limit=5, lease_seconds=30, per_endpoint=4
             )
         rendered = await dead._render(claimed)
-        assert await dispatcher(database).drain() is None  # the lease holds: nothing due yet
+        await dispatcher(database).drain()  # the lease holds: nothing is due yet
         assert hooks.received == []
-        await asyncio.sleep(0.3)
-        await dispatcher(database).drain()
+        await dispatcher(database, clock=lambda: now() + dt.timedelta(seconds=31)).drain()  # it ran out
         [request] = await hooks.wait_for("/again", 1)
     assert request.body.decode() == rendered
     assert request.headers["webhook-id"] == claimed.webhook_id

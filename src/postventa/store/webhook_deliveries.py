@@ -11,7 +11,6 @@ disabled endpoint wait (not claimed) until it is enabled again.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,30 +302,22 @@ async def disable_endpoint(
     )
 
 
-async def release_claimed(
-    connection: AsyncConnection, worker: str, delivery_ids: Collection[int], now: dt.datetime
-) -> None:
-    """Hand back deliveries this worker claimed and never attempted: due at once, the claim's
-    attempt not counted."""
-    if not delivery_ids:
-        return
-    await connection.execute(
-        update(_D)
-        .where(_D.c.id.in_(list(delivery_ids)), _D.c.lease_owner == worker, _D.c.status == SENDING)
-        .values(
-            status=PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=now,
-            attempts=_D.c.attempts - 1,
-        )
-    )
-
-
 async def next_due_at(connection: AsyncConnection) -> dt.datetime | None:
-    """When the next delivery falls due (a pending one's time, or a lease's end), or None."""
-    pending = select(func.min(_D.c.next_attempt_at)).where(_D.c.status == PENDING).scalar_subquery()
-    leased = select(func.min(_D.c.lease_expires_at)).where(_D.c.status == SENDING).scalar_subquery()
+    """When the next delivery of an enabled endpoint falls due (a pending one's time, or a lease's
+    end), or None."""
+    enabled = _D.join(_E, and_(_E.c.id == _D.c.endpoint_id, _E.c.enabled.is_(True)))
+    pending = (
+        select(func.min(_D.c.next_attempt_at))
+        .select_from(enabled)
+        .where(_D.c.status == PENDING)
+        .scalar_subquery()
+    )
+    leased = (
+        select(func.min(_D.c.lease_expires_at))
+        .select_from(enabled)
+        .where(_D.c.status == SENDING)
+        .scalar_subquery()
+    )
     row = (await connection.execute(select(pending.label("pending"), leased.label("leased")))).one()
     times = [value for value in (row.pending, row.leased) if value is not None]
     return min(times) if times else None
@@ -342,7 +333,8 @@ async def count_unfinished(connection: AsyncConnection) -> int:
 
 async def prune_finished(connection: AsyncConnection, before: dt.datetime, *, limit: int) -> int:
     """Delete up to `limit` deliveries finished before `before`, with their attempts."""
-    old = select(_D.c.id).where(_D.c.finished_at < before).limit(limit).scalar_subquery()
+    finished = _D.c.status.in_((DELIVERED, FAILED))  # the status leads the claim's index
+    old = select(_D.c.id).where(finished, _D.c.finished_at < before).limit(limit).scalar_subquery()
     await connection.execute(delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(old)))
     result = await connection.execute(delete(_D).where(_D.c.id.in_(old)))
     return result.rowcount
