@@ -93,7 +93,10 @@ ATTACHMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("The body or a path id is invalid (names the field)."),
     401: _error("The admin bearer token is missing or wrong."),
-    404: _error("The admin API is off (no POSTVENTA_ADMIN_TOKEN), or no such account, key or order."),
+    404: _error(
+        "The admin API is off (no POSTVENTA_ADMIN_TOKEN), or no such account, key, order, console user "
+        "or webhook endpoint."
+    ),
     500: ERROR_RESPONSES[500],
 }
 _JSON_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -122,6 +125,9 @@ def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 MARKETPLACE_ERRORS: dict[int | str, dict[str, Any]] = {
     502: _error("Mercado Libre could not be reached or failed; nothing was changed."),
+}
+EMAIL_TAKEN_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: _error("A console user with this email exists already (email_taken)."),
 }
 LINK_REVOKED_ERRORS: dict[int | str, dict[str, Any]] = {
     409: _error(
@@ -378,7 +384,7 @@ EDGE_RESPONSES: dict[str, dict[str, Any]] = {
     "431": _error("Too many header fields, or too many header bytes (headers_too_large)."),
     "500": ERROR_RESPONSES[500],
 }
-PATH_IDS = frozenset({"orderId", "messageId", "accountId", "keyId", "webhookId"})
+PATH_IDS = frozenset({"orderId", "messageId", "accountId", "keyId", "webhookId", "userId"})
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from postventa.domain.console_users import ROLES
+
 ID: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 """Ids (orders, messages, accounts, keys) are positive 64-bit integers."""
 
@@ -276,6 +278,20 @@ _WEBHOOKS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Issue 19: the operator console's users (api/routes/admin_users.py); never a password or its hash.
+_CONSOLE_USERS: dict[str, dict[str, Any]] = {
+    "ConsoleUser": _object(
+        {
+            "Id": ID,
+            "Email": {"type": "string", "description": "In lower case."},
+            "AccountIds": {"type": "array", "items": ID, "description": "The accounts they may see."},
+            "Role": {"type": "string", "enum": list(ROLES)},
+        },
+        "A person who signs in to the operator console.",
+    ),
+    "ConsoleUsers": _object({"Results": {"type": "array", "items": ref("ConsoleUser")}}),
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Order": _ORDER,
     "OrdersPage": _object(
@@ -342,4 +358,5 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "NotificationAnswer": _object({"Status": _INT, "Accepted": {"type": "boolean"}}),
     **_ALEPHEE_LISTS,
     **_WEBHOOKS,
+    **_CONSOLE_USERS,
 }
