@@ -13,7 +13,7 @@ import pytest
 from postventa.services import console_users
 from postventa.store.engine import Database
 from postventa.wiring import create_app, meli_client
-from tests.conftest import make_settings
+from tests.conftest import admin_headers, make_settings
 from tests.factories import buyer_replies, make_order, make_tenant, now
 
 PASSWORD = "console password 1"
@@ -159,6 +159,20 @@ async def test_failed_sign_ins_get_one_message_and_are_slowed_per_email(console_
     assert message in right_but_slowed.text
     other = await make_user(database, tenant.account_id)
     assert (await sign_in(console_client, other)).status_code == 303  # another email still signs in
+
+
+async def test_an_email_with_a_control_character_is_no_users_and_signs_in_no_one(console_client, database):
+    # A NUL cannot even reach PostgreSQL: the admin API refuses such an email (400, not a 500), and a
+    # sign-in with one is not looked up and gets the usual refusal.
+    tenant = await make_tenant(database)
+    for email in ("ana\x00@tienda.com", "ana\x07@tienda.com"):
+        body = {"Email": email, "Password": PASSWORD, "AccountIds": [tenant.account_id]}
+        created = await console_client.post("/admin/users", json=body, headers=admin_headers())
+        assert created.status_code == 400, created.text
+        assert created.json()["Code"] == "invalid_email"
+        refused = await sign_in(console_client, email)
+        assert refused.status_code == 401
+        assert "The email or the password is not right" in refused.text
 
 
 async def test_another_accounts_conversation_is_404_and_ones_own_shows(console_client, database):

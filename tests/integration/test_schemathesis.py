@@ -9,11 +9,13 @@ type and headers, a body that matches the documented schema, invalid input refus
 lists the path's methods in `Allow`. One check is off, with the reason next to it.
 
 Seven cases in eight carry valid credentials (the tenant's API key and account, the admin token)
-and point at orders and messages that exist, so they reach the deep checks (parameters,
-preconditions, conversation rules) instead of stopping at 401/404: sends go to a fresh order each
-(of every kind the rules tell apart) or to a conversation waiting for the buyer, so they end in
-200, 400, 409 and 412. Mercado Libre is the emulator, on a loopback port. SQLite only: the document and the
-rules do not depend on the backend, and the PostgreSQL paths have their own tests.
+and point at what exists (orders, messages, an API key, a webhook endpoint, a console user), so
+they reach the deep checks (parameters, preconditions, conversation rules, the admin API's own)
+instead of stopping at 401/404: sends go to a fresh order each (of every kind the rules tell apart)
+or to a conversation waiting for the buyer, so they end in 200, 400, 409 and 412; a DELETE goes to
+a spare of its kind, so that the others keep theirs. Mercado Libre is the emulator, on a loopback
+port. SQLite only: the document and the rules do not depend on the backend, and the PostgreSQL
+paths have their own tests.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from typing import Any
 import httpx2
 import pytest
 import schemathesis
+from argon2 import PasswordHasher
 from schemathesis.config import SchemathesisConfig
 
 from postventa.emulator.app import create_emulator_app
 from postventa.meli.client import MeliClient
-from postventa.services import admin
+from postventa.services import admin, console_users
 from postventa.store.engine import Database
 from postventa.store.migrate import upgrade
+from postventa.store.sealing import TokenCipher
 from postventa.wiring import create_app
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.factories import Tenant, buyer_replies, make_order, make_tenant, now, window
@@ -91,6 +95,10 @@ class World:
     message_id: int
     attachment_message_id: int
     spare_key_id: int  # the key the admin cases may revoke (not the tenant's)
+    webhook_id: int  # an endpoint of the tenant's account: changed, rotated, its attempts read
+    spare_webhook_id: int  # the one the DELETE cases delete
+    user_id: int  # a console user of the tenant's account, changed by the PATCH cases
+    spare_user_id: int  # the one the DELETE cases delete
     send_orders: Iterator[int]
 
 
@@ -122,13 +130,46 @@ async def _conversation(database: Database, database_url: str, tenant: Tenant) -
         return order_id, message_id, assert_accepted(response)
 
 
+async def _webhook_endpoints(database: Database, database_url: str, tenant: Tenant) -> tuple[int, int]:
+    """Two endpoints of the tenant's account, registered through the admin API. Their receiver is
+    an internal one (allowed by POSTVENTA_WEBHOOK_ALLOW_PRIVATE here; no worker runs, so nothing is
+    sent to it): the application under test keeps the default rules for the URLs it is sent."""
+    settings = make_settings(database_url, token_key=TOKEN_KEY, webhook_allow_private=True)
+    transport = httpx2.ASGITransport(app=create_app(settings, database=database))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://postventa.test") as http:
+        ids = []
+        for _ in range(2):
+            response = await http.post(
+                f"/admin/accounts/{tenant.account_id}/webhooks",
+                json={"Url": "http://127.0.0.1:9/postventa-events"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["Id"])
+        return ids[0], ids[1]
+
+
+async def _console_user(database: Database, tenant: Tenant) -> int:
+    async with database.transaction(write=True) as connection:
+        user = await console_users.create_user(
+            connection,
+            email=f"operator-{uuid.uuid4().hex[:10]}@example.com",
+            password="a console password",
+            account_ids=[tenant.account_id],
+            now=now(),
+        )
+    return user.id
+
+
 async def _build_world(database_url: str) -> World:
-    database = Database(database_url)
+    database = Database(database_url, token_cipher=TokenCipher([TOKEN_KEY]))
     try:
         await upgrade(database)
         tenant = await make_tenant(database)
         spare = await make_tenant(database, name="Spare")
         order_id, message_id, attachment_message_id = await _conversation(database, database_url, tenant)
+        webhook_id, spare_webhook_id = await _webhook_endpoints(database, database_url, tenant)
+        user_id, spare_user_id = await _console_user(database, tenant), await _console_user(database, tenant)
         document = {"Orders": [_fresh_order(index) for index in range(FRESH_ORDERS)]}
         async with database.transaction(write=True) as connection:
             imported = await admin.import_orders(connection, tenant.account_id, document, now())
@@ -142,6 +183,10 @@ async def _build_world(database_url: str) -> World:
         message_id=message_id,
         attachment_message_id=attachment_message_id,
         spare_key_id=spare.key_id,
+        webhook_id=webhook_id,
+        spare_webhook_id=spare_webhook_id,
+        user_id=user_id,
+        spare_user_id=spare_user_id,
         send_orders=itertools.cycle(send_orders),
     )
 
@@ -164,11 +209,17 @@ APP = create_app(make_settings(DATABASE_URL, token_key=TOKEN_KEY), meli=EMULATOR
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=SchemathesisConfig.from_dict(CONFIG))
 
 
+# Argon2 at its production cost takes a tenth of a second a hash: the cases that create or change
+# a console user would spend seconds on it. The hashes keep their format; the cost is not under test.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     """The database the application opens, migrated and filled; removed afterwards."""
     try:
-        with EMULATOR_SERVER:
+        with EMULATOR_SERVER, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(console_users, "_HASHER", CHEAP_HASHER)
             yield _run(_build_world(DATABASE_URL))
     finally:
         for suffix in ("", "-wal", "-shm"):
@@ -206,10 +257,13 @@ def _with_real_ids(case: Any, world: World) -> None:
     if case.path.startswith("/admin"):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {ADMIN_TOKEN}"}
         if "path" not in negated:
+            deleting = case.method == "DELETE"
             ids = {
                 "keyId": world.spare_key_id,
                 "accountId": tenant.account_id,
                 "orderId": world.read_order_id,
+                "webhookId": world.spare_webhook_id if deleting else world.webhook_id,
+                "userId": world.spare_user_id if deleting else world.user_id,
             }
             _replace(case.path_parameters, ids)
         return

@@ -15,7 +15,9 @@ ROLES = (OPERATOR, ADMIN)
 MAX_EMAIL_CHARACTERS = 254  # RFC 5321's longest path, console_users.email
 MIN_PASSWORD_CHARACTERS = 10
 MAX_PASSWORD_CHARACTERS = 1024  # Argon2 takes any length; this bounds the work one sign-in costs
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# No spaces, control characters or lone surrogates (which no database keeps) in any part.
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f\ud800-\udfff]+"
+_EMAIL = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
 
 
 def normal_email(email: str) -> str:

@@ -138,7 +138,10 @@ def _verifies(password_hash: str, password: str) -> bool:
 async def check_password(connection: AsyncConnection, email: str, password: str) -> ConsoleUser | None:
     """The user whose email and password these are, or None (whichever of the two is wrong: the
     same answer, in about the same time)."""
-    user = await user_store.find_by_email(connection, normal_email(email))
+    email = normal_email(email)
+    # An address no user can have is not looked up (a NUL would not even reach PostgreSQL), but its
+    # password is still checked against the dummy hash: the answer takes as long.
+    user = None if email_refusal(email) else await user_store.find_by_email(connection, email)
     if len(password) > 1024:
         return None
     matches = await asyncio.to_thread(_verifies, user.password_hash if user else _nobody_hash(), password)
