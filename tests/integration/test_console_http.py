@@ -175,6 +175,18 @@ async def test_an_email_with_a_control_character_is_no_users_and_signs_in_no_one
         assert "The email or the password is not right" in refused.text
 
 
+async def test_an_inbox_search_with_control_characters_finds_what_the_rest_finds(console_client, database):
+    tenant = await make_tenant(database)
+    order_id = await make_order(database, tenant, Buyer={"Nickname": "COMPRADOR_NUL"})
+    await buyer_replies(database, order_id)
+    assert (await sign_in(console_client, await make_user(database, tenant.account_id))).status_code == 303
+
+    found = await console_client.get("/console/", params={"q": "COMPRADOR\x00_NUL\x07"})
+
+    assert found.status_code == 200
+    assert "COMPRADOR_NUL" in found.text
+
+
 async def test_another_accounts_conversation_is_404_and_ones_own_shows(console_client, database):
     mine, theirs = await make_tenant(database), await make_tenant(database)
     my_order = await make_order(database, mine, Buyer={"Nickname": "COMPRADOR_MIO"})

@@ -5,6 +5,7 @@ conversation page is console/conversation.py."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -24,12 +25,14 @@ from postventa.store.console_inbox import InboxFilter
 INBOX_PAGE_SIZE = 25
 MAX_SEARCH_CHARACTERS = 100
 MAX_RETURN_PATH_CHARACTERS = 500
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
 
 def _inbox_filter(request: Request) -> tuple[InboxFilter, int]:
     query = request.query_params
     site = Site.parse(query.get("site", ""))
-    search = query.get("q", "").strip()[:MAX_SEARCH_CHARACTERS] or None
+    # Control characters match nothing stored, and a NUL would not even reach PostgreSQL.
+    search = _CONTROL_CHARACTERS.sub("", query.get("q", "")).strip()[:MAX_SEARCH_CHARACTERS] or None
     page_number = parse_identifier(query.get("page", "1")) or 1
     where = InboxFilter(
         account_id=parse_identifier(query.get("account", "")),
