@@ -1,4 +1,6 @@
-"""The schema, declared once (SQLAlchemy Core); migrations create exactly this.
+"""The schema, declared once (SQLAlchemy Core); migrations create exactly this. The console's and
+the webhooks' tables are declared in store/tables_console.py and store/tables_webhooks.py and
+gathered here, so that every table is imported from this module.
 
 The `messages` row is the delivery outbox: the delivery worker claims queued rows by
 `status` and `next_attempt_at`, so accepting a message and queueing it are one insert.
@@ -17,7 +19,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -25,18 +26,15 @@ from sqlalchemy import (
     text,
 )
 
+from postventa.store.schema import metadata as metadata
+from postventa.store.tables_console import console_conversation_reads as console_conversation_reads
+from postventa.store.tables_console import console_user_accounts as console_user_accounts
+from postventa.store.tables_console import console_users as console_users
+from postventa.store.tables_webhooks import webhook_attempts as webhook_attempts
+from postventa.store.tables_webhooks import webhook_deliveries as webhook_deliveries
+from postventa.store.tables_webhooks import webhook_endpoints as webhook_endpoints
 from postventa.store.types import Id as Id  # re-exported: migrations import the types from here
 from postventa.store.types import UtcDateTime as UtcDateTime
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
 
 accounts = Table(
     "accounts",
@@ -317,110 +315,3 @@ meli_call_counters = Table(
 # Argon2 hash), apart from API keys (machines). An operator reads and sends for the accounts given
 # to them; an admin also requeues failed messages (migration 0011).
 CONSOLE_ROLES = ("operator", "admin")
-
-console_users = Table(
-    "console_users",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("email", String(254), nullable=False, unique=True),  # kept in lower case
-    Column("password_hash", String(200), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    CheckConstraint("role in ('operator', 'admin')", name="role"),
-)
-
-console_user_accounts = Table(
-    "console_user_accounts",
-    metadata,
-    Column("user_id", ForeignKey("console_users.id", ondelete="CASCADE"), primary_key=True),
-    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
-)
-
-# How far the console's users have read each conversation: its buyer messages up to this sequence
-# were opened in the console ("unread" is a buyer message past it). Never sent to Mercado Libre.
-console_conversation_reads = Table(
-    "console_conversation_reads",
-    metadata,
-    Column(
-        "conversation_id",
-        ForeignKey("conversations.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("read_sequence", Integer, nullable=False),
-    Column("read_at", UtcDateTime(), nullable=False),
-)
-
-# Outbound webhooks to integrators (issue 20, migration 0012; docs/webhooks.md). Unrelated to
-# `inbound_notifications`, which Mercado Libre's own notifications fill.
-#
-# An account's endpoints: where its events are POSTed, which (a bitmask of domain/webhooks.py's
-# EVENT_BITS, so that the fan-out is one indexed INSERT … SELECT), and the signing secret sealed
-# like Mercado Libre's credentials (store/sealing.py). A rotated secret's predecessor still signs
-# until `previous_secret_expires_at` (two signatures during the overlap).
-WEBHOOK_DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed")
-
-webhook_endpoints = Table(
-    "webhook_endpoints",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("url", String(2048), nullable=False),
-    Column("events_mask", Integer, nullable=False),
-    Column("enabled", Boolean, nullable=False, server_default="1"),
-    Column("disabled_reason", Text, nullable=True),
-    Column("disabled_at", UtcDateTime(), nullable=True),
-    Column("secret", Text, nullable=False),  # sealed
-    Column("previous_secret", Text, nullable=True),  # sealed
-    Column("previous_secret_expires_at", UtcDateTime(), nullable=True),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("last_success_at", UtcDateTime(), nullable=True),
-    # The first failure since the last success: an endpoint failing for 5 days is disabled.
-    Column("failing_since", UtcDateTime(), nullable=True),
-)
-
-# One event to one endpoint: the outbox of the webhook dispatcher (delivery/webhook_dispatch.py),
-# written in the transaction of the change it reports. `webhook_id` (msg_…) is the event's, the
-# same for every endpoint and every retry. `snapshot` (JSON) holds the subject's columns as the
-# change left them; `body` is rendered from it once, at the first attempt, and sent byte for byte
-# on every retry.
-webhook_deliveries = Table(
-    "webhook_deliveries",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("endpoint_id", ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
-    Column("webhook_id", String(40), nullable=False),
-    Column("event_type", String(32), nullable=False),
-    Column("subject_id", BigInteger, nullable=False),  # the message, or the order for order.updated
-    Column("occurred_at", UtcDateTime(), nullable=False),
-    Column("snapshot", Text, nullable=True),
-    Column("body", Text, nullable=True),
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", UtcDateTime(), nullable=True),
-    Column("lease_owner", String(64), nullable=True),
-    Column("lease_expires_at", UtcDateTime(), nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("finished_at", UtcDateTime(), nullable=True),
-    UniqueConstraint("endpoint_id", "webhook_id"),
-    CheckConstraint("status in ('pending', 'sending', 'delivered', 'failed')", name="status"),
-    Index(None, "status", "next_attempt_at", "id"),  # the claim's order
-)
-
-# Every attempt of a delivery, as GET /admin/webhooks/{id}/attempts shows them (newest first).
-webhook_attempts = Table(
-    "webhook_attempts",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "delivery_id", ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
-    Column("endpoint_id", ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("started_at", UtcDateTime(), nullable=False),
-    Column("duration_ms", Integer, nullable=False),
-    Column("http_status", Integer, nullable=True),
-    Column("error", Text, nullable=True),
-    Index(None, "endpoint_id", "id"),
-)
