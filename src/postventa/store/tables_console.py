@@ -47,12 +47,3 @@ console_conversation_reads = Table(
     Column("read_sequence", Integer, nullable=False),
     Column("read_at", UtcDateTime(), nullable=False),
 )
-
-# Outbound webhooks to integrators (issue 20, migration 0012; docs/webhooks.md). Unrelated to
-# `inbound_notifications`, which Mercado Libre's own notifications fill.
-#
-# An account's endpoints: where its events are POSTed, which (a bitmask of domain/webhooks.py's
-# EVENT_BITS, so that the fan-out is one indexed INSERT … SELECT), and the signing secret sealed
-# like Mercado Libre's credentials (store/sealing.py). A rotated secret's predecessor still signs
-# until `previous_secret_expires_at` (two signatures during the overlap).
-WEBHOOK_DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed")
