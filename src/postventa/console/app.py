@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
 from postventa.config import Settings
 from postventa.console import auth, conversation, failed, pages
 from postventa.console.context import HTMX_FILE, PACKAGE_DIRECTORY, SCRIPT_FILE, ConsoleContext
+from postventa.console.throttle import SignInThrottle
 from postventa.meli.client import MeliClient
 from postventa.services.guide import GuideCapsCache
 from postventa.store.engine import Database
@@ -36,10 +38,25 @@ def install_console(
 ) -> None:
     """Add the console's pages and static files to `app`. `guide` is the API's cache of Mercado
     Libre's caps and `on_message_queued` the API's hook that wakes the delivery worker: the console
-    sends as the API does."""
-    context = ConsoleContext(settings=settings, database=database, clock=clock, meli=meli, guide=guide)
+    sends as the API does. Failed sign-ins are counted in the API's Redis when there is one
+    (POSTVENTA_REDIS_URL), so that every process counts the same; its connections close with the app."""
+    throttle = SignInThrottle.from_settings(settings.redis_url)
+    context = ConsoleContext(
+        settings=settings, database=database, clock=clock, meli=meli, guide=guide, throttle=throttle
+    )
     if on_message_queued is not None:
         context.on_message_queued = on_message_queued
+    app.state.console = context
+
+    @asynccontextmanager
+    async def close_at_shutdown(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await throttle.aclose()
+
+    # An included router's lifespan runs inside the application's (FastAPI merges them).
+    app.include_router(APIRouter(lifespan=close_at_shutdown))
     app.include_router(auth.build_router(context))
     app.include_router(pages.build_router(context))
     app.include_router(conversation.build_router(context))

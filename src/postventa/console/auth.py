@@ -11,6 +11,7 @@ from postventa.console.context import ConsoleContext
 from postventa.console.i18n import N_
 from postventa.console.render import page, see_other
 from postventa.console.sessions import SESSION_COOKIE, SIGNIN_COOKIE, new_nonce
+from postventa.console.throttle import ThrottleUnavailable
 from postventa.domain.console_users import normal_email
 from postventa.services import console_users
 from postventa.store.console_users import ConsoleUser, get_user
@@ -20,6 +21,9 @@ SIGNIN_FAILED = N_(
     "The email or the password is not right, or there were too many attempts. Try again later."
 )
 FORM_EXPIRED = N_("The form expired. Sign in again.")
+# The failures cannot be counted (Redis is away): no sign-in is tried meanwhile (console/throttle.py).
+SIGNIN_UNAVAILABLE = N_("Signing in is not possible right now. Try again in a moment.")
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 MAX_FORM_FIELD_CHARACTERS = 2000
 
 
@@ -92,14 +96,26 @@ def build_router(context: ConsoleContext) -> APIRouter:
         if not context.signer.csrf_holds(request.cookies.get(SIGNIN_COOKIE), form_field(form, "csrf")):
             return signin_form(request, error=FORM_EXPIRED, status=403)
         email, address = normal_email(form_field(form, "email")), _client_address(request)
-        user = None
-        if context.throttle.allows(email, address):
-            async with context.database.transaction() as connection:
-                user = await console_users.check_password(connection, email, form_field(form, "password"))
+        try:
+            user = await _checked_user(email, address, form_field(form, "password"))
+        except ThrottleUnavailable:
+            refused = signin_form(request, error=SIGNIN_UNAVAILABLE, status=503)
+            refused.headers["retry-after"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+            return refused
         if user is None:
-            context.throttle.failed(email, address)
             return signin_form(request, error=SIGNIN_FAILED, status=401)
         return _start_session(user)
+
+    async def _checked_user(email: str, address: str, password: str) -> ConsoleUser | None:
+        """The user whose email and password these are, unless the throttle refuses the attempt;
+        a failure (refused ones too) is counted."""
+        user = None
+        if await context.throttle.allows(email, address):
+            async with context.database.transaction() as connection:
+                user = await console_users.check_password(connection, email, password)
+        if user is None:
+            await context.throttle.failed(email, address)
+        return user
 
     def _start_session(user: ConsoleUser) -> Response:
         expires_at = int(context.clock().timestamp()) + context.session_seconds

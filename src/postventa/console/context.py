@@ -80,6 +80,7 @@ class ConsoleContext:
     # Set when a delivery worker runs in this process: wake it at once (as the API does).
     on_message_queued: Callable[[], None] = field(default=lambda: None)
     signer: Signer = field(init=False)
+    # Failed sign-ins, counted in memory or in the Redis every process shares (console/throttle.py).
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
     templates: dict[str, Environment] = field(default_factory=_all_templates)
 

@@ -1,32 +1,118 @@
 """Failed sign-ins slowed down per email and per client address (brute force), with `limits`' moving
-window as the API's rate limits use it. Counted in this process's memory: several API processes each
-count their own (docs/console.md)."""
+window as the API's rate limits use it.
+
+The failures are counted in this process's memory, or in Redis when POSTVENTA_REDIS_URL is set (the
+Redis the API's rate limits use), so that every API process (`serve --workers N`) counts the same
+failures. When Redis cannot be reached the sign-in is refused as unavailable, without the password
+being checked: neither let through uncounted nor failed with a 500 (docs/decisions.md).
+
+Emails are counted under their SHA-256, so that what someone typed in the email field (a password,
+now and then) is not kept readable in Redis.
+"""
 
 from __future__ import annotations
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 # A person mistyping gets several tries; a guesser gets a handful per quarter hour (docs/console.md).
 FAILURES_PER_EMAIL = RateLimitItemPerMinute(5, 15)
 FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
+REDIS_TIMEOUT_SECONDS = 1.0  # connect and answer; past it the sign-in is refused, not held
+REDIS_KEY_PREFIX = "postventa-console"
+_REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+
+log = structlog.get_logger("postventa.console")
+
+
+class ThrottleUnavailable(Exception):
+    """The failures cannot be counted now (Redis cannot be reached): no sign-in may be tried."""
 
 
 class SignInThrottle:
     """Counts failed sign-ins; once an email or an address has too many, sign-ins are refused
     without the password being checked, until the window moves on."""
 
-    def __init__(self) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(
+        self, storage: Storage | None = None, *, close: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._close = close
 
-    def allows(self, email: str, address: str) -> bool:
-        """Whether a sign-in for this email from this address may be tried now."""
-        return self._limiter.test(FAILURES_PER_EMAIL, "email", email) and self._limiter.test(
-            FAILURES_PER_ADDRESS, "address", address
+    @classmethod
+    def from_settings(cls, redis_url: str | None) -> SignInThrottle:
+        """Counted in memory, or in the Redis of `redis_url` (shared by every process)."""
+        if redis_url is None:
+            return cls()
+        storage, close = redis_storage(redis_url)
+        return cls(storage, close=close)
+
+    async def allows(self, email: str, address: str) -> bool:
+        """Whether a sign-in for this email from this address may be tried now; raises
+        ThrottleUnavailable when that cannot be known."""
+        checks = (
+            (FAILURES_PER_EMAIL, "email", _email_key(email)),
+            (FAILURES_PER_ADDRESS, "address", address),
         )
+        for item, kind, identity in checks:
+            if not await self._call(self._limiter.test, item, kind, identity):
+                return False
+        return True
 
-    def failed(self, email: str, address: str) -> None:
-        """Count a failed sign-in against both."""
-        self._limiter.hit(FAILURES_PER_EMAIL, "email", email)
-        self._limiter.hit(FAILURES_PER_ADDRESS, "address", address)
+    async def failed(self, email: str, address: str) -> None:
+        """Count a failed sign-in against both; raises ThrottleUnavailable when it cannot be counted."""
+        await self._call(self._limiter.hit, FAILURES_PER_EMAIL, "email", _email_key(email))
+        await self._call(self._limiter.hit, FAILURES_PER_ADDRESS, "address", address)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any."""
+        if self._close is not None:
+            await self._close()
+
+    @staticmethod
+    async def _call(
+        operation: Callable[[RateLimitItem, str, str], Awaitable[bool]], item: RateLimitItem, *keys: str
+    ) -> bool:
+        try:
+            return await operation(item, *keys)
+        except StorageError as error:
+            log.warning("signin_throttle_unavailable", error_type=type(error.storage_error).__name__)
+            raise ThrottleUnavailable from error
+
+
+def _email_key(email: str) -> str:
+    return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def redis_storage(redis_url: str) -> tuple[Storage, Callable[[], Awaitable[None]]]:
+    """`limits`' Redis storage for `redis_url` with short timeouts and one quick retry (a pooled
+    connection Redis closed), as the API's rate limits have it, and what closes its connections."""
+    scheme, separator, rest = redis_url.partition("://")
+    storage_scheme = _REDIS_SCHEMES.get(scheme.lower())
+    if not separator or storage_scheme is None:
+        raise ValueError("POSTVENTA_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    pool = ConnectionPool.from_url(
+        redis_url,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),
+    )
+    options: dict[str, Any] = {"connection_pool": pool}  # the storage's options are typed narrowly
+    storage = RedisStorage(
+        f"{storage_scheme}://{rest}",
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix=REDIS_KEY_PREFIX,
+        **options,
+    )
+    return storage, pool.aclose
