@@ -15,27 +15,22 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from limits import RateLimitItem
-from limits.aio.storage import RedisStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.util import WindowStats
-from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from postventa.api.ratelimit_memory import LocalMovingWindowStorage
 from postventa.domain.errors import PostventaError, RefusalKind
+from postventa.redis_limits import redis_storage
 from postventa.services.auth import READ, SEND, parse_rate_limits
 
 __all__ = ["READ", "SEND", "RateLimitState", "RateLimiter", "parse_rate_limits"]
 
-REDIS_TIMEOUT_SECONDS = 1.0  # connect and answer; past it the request is a 503, not a hang
 REDIS_KEY_PREFIX = "postventa"
-_REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
 
 log = structlog.get_logger("postventa.api")
 
@@ -97,16 +92,8 @@ class RateLimiter:
         limits = parse_rate_limits(rate_limits)
         if redis_url is None:
             return cls(limits)
-        pool = _redis_pool(redis_url)
-        options: dict[str, Any] = {"connection_pool": pool}  # the storage's options are typed narrowly
-        storage = RedisStorage(
-            _storage_uri(redis_url),
-            implementation="redispy",
-            wrap_exceptions=True,
-            key_prefix=REDIS_KEY_PREFIX,
-            **options,
-        )
-        return cls(limits, storage, close=pool.aclose)
+        storage, close = redis_storage(redis_url, REDIS_KEY_PREFIX)
+        return cls(limits, storage, close=close)
 
     async def aclose(self) -> None:
         """Close the Redis connections, if any."""
@@ -180,24 +167,4 @@ def _unavailable(error: StorageError) -> PostventaError:
         RefusalKind.UNAVAILABLE,
         "rate_limit_unavailable",
         "The rate limit cannot be checked right now; retry shortly.",
-    )
-
-
-def _storage_uri(redis_url: str) -> str:
-    scheme, separator, rest = redis_url.partition("://")
-    storage_scheme = _REDIS_SCHEMES.get(scheme.lower())
-    if not separator or storage_scheme is None:
-        raise ValueError("POSTVENTA_REDIS_URL must be a redis://, rediss:// or unix:// URL")
-    return f"{storage_scheme}://{rest}"
-
-
-def _redis_pool(redis_url: str) -> ConnectionPool:
-    # Short timeouts and one quick retry (a pooled connection Redis closed): an unreachable Redis
-    # answers 503 within about a second instead of holding the request through backoff.
-    _storage_uri(redis_url)  # refuse other schemes before redis-py reads the URL
-    return ConnectionPool.from_url(
-        redis_url,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 1),
     )

@@ -14,23 +14,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+from postventa.redis_limits import redis_storage
 
 # A person mistyping gets several tries; a guesser gets a handful per quarter hour (docs/console.md).
 FAILURES_PER_EMAIL = RateLimitItemPerMinute(5, 15)
 FAILURES_PER_ADDRESS = RateLimitItemPerMinute(20, 15)
-REDIS_TIMEOUT_SECONDS = 1.0  # connect and answer; past it the sign-in is refused, not held
 REDIS_KEY_PREFIX = "postventa-console"
-_REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
 
 log = structlog.get_logger("postventa.console")
 
@@ -54,7 +50,7 @@ class SignInThrottle:
         """Counted in memory, or in the Redis of `redis_url` (shared by every process)."""
         if redis_url is None:
             return cls()
-        storage, close = redis_storage(redis_url)
+        storage, close = redis_storage(redis_url, REDIS_KEY_PREFIX)
         return cls(storage, close=close)
 
     async def allows(self, email: str, address: str) -> bool:
@@ -92,27 +88,3 @@ class SignInThrottle:
 
 def _email_key(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def redis_storage(redis_url: str) -> tuple[Storage, Callable[[], Awaitable[None]]]:
-    """`limits`' Redis storage for `redis_url` with short timeouts and one quick retry (a pooled
-    connection Redis closed), as the API's rate limits have it, and what closes its connections."""
-    scheme, separator, rest = redis_url.partition("://")
-    storage_scheme = _REDIS_SCHEMES.get(scheme.lower())
-    if not separator or storage_scheme is None:
-        raise ValueError("POSTVENTA_REDIS_URL must be a redis://, rediss:// or unix:// URL")
-    pool = ConnectionPool.from_url(
-        redis_url,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 1),
-    )
-    options: dict[str, Any] = {"connection_pool": pool}  # the storage's options are typed narrowly
-    storage = RedisStorage(
-        f"{storage_scheme}://{rest}",
-        implementation="redispy",
-        wrap_exceptions=True,
-        key_prefix=REDIS_KEY_PREFIX,
-        **options,
-    )
-    return storage, pool.aclose

@@ -27,14 +27,12 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+from postventa.redis_limits import redis_storage
 
 WINDOW_SECONDS = 60
 LEASE_SECONDS = 2
@@ -43,9 +41,7 @@ LARGEST_BLOCK = 1000
 DEFAULT_COOL_DOWN_SECONDS = 10.0
 DEFAULT_APPLICATION = "default"  # the key of calls that name no application
 MIN_WAIT_SECONDS = 0.05
-REDIS_TIMEOUT_SECONDS = 1.0
 REDIS_KEY_PREFIX = "postventa-meli"
-_REDIS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
 
 
 class NoTurnSoon(Exception):
@@ -210,24 +206,4 @@ def _cool_down_key(key: tuple[str, str, str]) -> str:
 
 def redis_budget_storage(redis_url: str) -> tuple[Storage, Callable[[], Awaitable[None]]]:
     """A Redis storage for the budget (limits' own), and what closes its connections."""
-    scheme, separator, rest = redis_url.partition("://")
-    storage_scheme = _REDIS_SCHEMES.get(scheme.lower())
-    if not separator or storage_scheme is None:
-        raise ValueError("POSTVENTA_REDIS_URL must be a redis://, rediss:// or unix:// URL")
-    # Short timeouts, one quick retry: a Redis that is away fails the call (transient) within about
-    # a second rather than holding it through backoff.
-    pool = ConnectionPool.from_url(
-        redis_url,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 1),
-    )
-    options: dict[str, Any] = {"connection_pool": pool}  # the storage's options are typed narrowly
-    storage = RedisStorage(
-        f"{storage_scheme}://{rest}",
-        implementation="redispy",
-        wrap_exceptions=True,
-        key_prefix=REDIS_KEY_PREFIX,
-        **options,
-    )
-    return storage, pool.aclose
+    return redis_storage(redis_url, REDIS_KEY_PREFIX)
