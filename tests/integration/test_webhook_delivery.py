@@ -4,6 +4,7 @@ implementation) verifies it; retries with the same `webhook-id` and body; attemp
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
@@ -354,3 +355,18 @@ async def test_a_delivery_whose_worker_died_is_delivered_by_another_with_the_sam
     [delivery] = await deliveries(database)
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
     assert json.loads(delivery.body)["type"] == "message.received"
+
+
+async def test_a_stop_lets_the_attempts_in_flight_finish_and_be_recorded(database):
+    tenant, _ = await linked_tenant(database)
+    async with receiver() as hooks:
+        hooks.scripts["/slowish"] = Script(delay_seconds=0.5)
+        await add_endpoint(database, tenant, hooks.url + "/slowish")
+        await buyer_replies(database, await make_order(database, tenant), "hola")
+        stop = asyncio.Event()
+        running = asyncio.create_task(dispatcher(database, idle_wait_seconds=0.05).run(stop))
+        await hooks.wait_for("/slowish", 1)
+        stop.set()  # while the receiver still holds the request
+        await asyncio.wait_for(running, timeout=5)
+    [delivery] = await deliveries(database)
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)

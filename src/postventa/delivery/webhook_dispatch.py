@@ -88,7 +88,8 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and deliver until `stop` is set; then wait for the attempts in flight."""
+        """Claim and deliver until `stop` is set; then wait for the attempts in flight. Cancelled
+        (the grace ran out), it cancels them: each is attempted again once its lease runs out."""
         log.info("webhooks_started", worker=self.worker_id, concurrency=self.concurrency)
         try:
             while not stop.is_set():
@@ -100,9 +101,11 @@ class WebhookDispatcher:
                     claimed = 0
                 if claimed == 0 or self._free() < self._claim_batch:
                     await self._idle(stop)
-        finally:
             while self._in_flight:
                 await asyncio.wait(self._in_flight)
+        finally:
+            for task in self._in_flight:
+                task.cancel()
             log.info("webhooks_stopped", worker=self.worker_id)
 
     async def run_once(self) -> int:
