@@ -12,6 +12,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
+from structlog.testing import capture_logs
 
 from postventa.delivery.webhook_dispatch import WebhookDispatcher
 from postventa.delivery.webhook_http import WebhookPoster
@@ -239,9 +240,19 @@ async def test_retries_carry_the_same_webhook_id_and_body_then_the_attempts_are_
         order_id = await make_order(database, tenant)
         await buyer_replies(database, order_id, "hola")
         worker = dispatcher(database, schedule=(0.0, 0.0, 0.0))
-        for _ in range(3):
-            await worker.drain()
+        with capture_logs() as logged:
+            for _ in range(3):
+                await worker.drain()
         arrived = await hooks.wait_for("/flaky", 3)
+    attempt_lines = [line for line in logged if line["event"] == "webhook_attempt"]
+    assert [line["outcome"] for line in attempt_lines] == ["retry", "retry", "delivered"]
+    secret_key = made.secret.removeprefix("whsec_")
+    for line in logged:  # no secret, signature, URL or body in the logs
+        text = json.dumps(line, default=str)
+        assert secret_key not in text
+        assert "/flaky" not in text
+        assert arrived[0].headers["webhook-signature"] not in text
+        assert "hola" not in text
     assert len({request.headers["webhook-id"] for request in arrived}) == 1
     assert arrived[0].headers["webhook-id"].startswith("msg_")
     assert len({request.body for request in arrived}) == 1
