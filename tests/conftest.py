@@ -92,6 +92,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # No worker unless a test asks for one, and never the real Mercado Libre.
         "embedded_worker": False,
         "meli_api_url": "http://127.0.0.1:9",
+        # Console pages ask for changes every second: the browser tests wait for them.
+        "console_refresh_seconds": 1,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     console_session_hours: float = Field(
         default=12.0, gt=0, le=24 * 30, description="How long a console session lasts after sign-in."
     )
+    console_refresh_seconds: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="How often an open console page asks for new messages and status changes.",
+    )
     webhook_retry_schedule: str = Field(
         default=",".join(f"{seconds:g}" for seconds in DEFAULT_RETRY_SCHEDULE_SECONDS),
         description="Waits in seconds, comma-separated, between a webhook's attempts after the first; once "

@@ -254,3 +254,27 @@ async def test_the_poll_swaps_the_reasons_in_when_they_changed_and_the_operator_
     assert re.search(r'<option value="4"[^>]* selected>', idle.text)  # open again, the choice kept
     assert "Sí, gracias" in writing.text
     assert "compose-reasons" not in writing.text  # the form is left as the operator has it
+
+
+async def test_the_poll_answers_204_while_nothing_shown_changed_and_the_messages_once_they_do(
+    console_client, database
+):
+    _, order = await signed_in_operator(console_client, database)
+    shown = (await console_client.get(f"/console/orders/{order}")).text
+    version = re.search(r'name="version" value="([^"]*)"', shown)
+    assert version
+    poll = {"HX-Request": "true"}
+
+    unchanged = await console_client.get(
+        f"/console/orders/{order}", params={"idle": "0", "version": version.group(1)}, headers=poll
+    )
+    await buyer_replies(database, order, "¿Sigue en pie?")
+    changed = await console_client.get(
+        f"/console/orders/{order}", params={"idle": "0", "version": version.group(1)}, headers=poll
+    )
+
+    assert unchanged.status_code == 204  # htmx swaps nothing: links stay put under the pointer
+    assert unchanged.content == b""
+    assert changed.status_code == 200
+    assert "¿Sigue en pie?" in changed.text
+    assert re.search(r'name="version" value="([^"]*)"', changed.text).group(1) != version.group(1)

@@ -15,6 +15,7 @@ opens them again); once they write, the form is left as it is.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -39,7 +40,6 @@ from postventa.services import console, reading
 from postventa.services.guide import CapsNeeded
 from postventa.services.messaging import CapsLookup
 
-REFRESH_SECONDS = 3  # how often an open page asks for what changed
 MAX_FORM_FIELDS = 10
 MAX_FORM_FIELD_BYTES = 64 * 1024  # the text is at most 350 characters; the rest are tokens
 
@@ -120,11 +120,12 @@ def _values(
         "conversation": view.conversation,
         "order": order,
         "site_id": order.data.site.value if order.data.site else None,
-        "refresh_seconds": REFRESH_SECONDS,
+        "refresh_seconds": context.settings.console_refresh_seconds,
         "options": view.options,
         "why": why,
         "signature": options_signature(view.options) if view.options is not None else "",
         "seen": len(view.conversation.messages),
+        "version": _version(view, language),
         "form": form,
         "max_characters": MAX_TEXT_CHARACTERS,
     }
@@ -173,6 +174,10 @@ def build_router(context: ConsoleContext) -> APIRouter:
             context, request, user, view, ComposeForm(reason=parse_identifier(query.get("reason", "")))
         )
         values["swap_reasons"] = view.options is not None and values["signature"] != query.get("shown")
+        if not values["swap_reasons"] and query.get("version") == values["version"]:
+            # Nothing the page shows changed: htmx swaps nothing on a 204, so a link the operator is
+            # about to click is not replaced under the pointer every few seconds.
+            return Response(status_code=204)
         return page(context, request, "conversation_messages.html", **values)
 
     @router.post("/console/orders/{orderId}/messages")
@@ -206,6 +211,12 @@ def build_router(context: ConsoleContext) -> APIRouter:
         return see_other(f"/console/orders/{order_id}#message-{sent.message_id}")
 
     return router
+
+
+def _version(view: ConversationView, language: str) -> str:
+    """A short digest of what the messages' part of the page shows, in the language it shows it in."""
+    shown = repr((language, view.conversation.order, view.conversation.messages))
+    return hashlib.blake2b(shown.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 def _seen(raw: str) -> int | None:

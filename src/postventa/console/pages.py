@@ -13,7 +13,6 @@ from fastapi.responses import Response
 
 from postventa.console.auth import SignedIn, signed_in
 from postventa.console.context import ConsoleContext
-from postventa.console.conversation import REFRESH_SECONDS
 from postventa.console.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE_SECONDS, LANGUAGES
 from postventa.console.render import not_found_page, page, see_other
 from postventa.domain.errors import PostventaError, RefusalKind
@@ -91,7 +90,7 @@ def build_router(context: ConsoleContext) -> APIRouter:
             sites=[site.value for site in Site],
             account_names={account.id: account.name for account in found.accounts},
             query=request.url.query,
-            refresh_seconds=REFRESH_SECONDS,
+            refresh_seconds=context.settings.console_refresh_seconds,
         )
 
     @router.get("/console/orders/{orderId}/messages/{messageId}/attachment")
