@@ -84,6 +84,16 @@ def snapshot_values(text: str | None) -> dict[str, Any]:
     }
 
 
+def _subscribed_endpoints(account_id: ColumnElement[Any]) -> tuple[ColumnElement[bool], ...]:
+    """The endpoints of `account_id` that take the event of bit `event_bit`: enabled, subscribed."""
+    e = webhook_endpoints
+    return (
+        e.c.account_id == account_id,
+        e.c.enabled.is_(True),
+        e.c.events_mask.op("&")(bindparam("event_bit", type_=Integer())) != 0,
+    )
+
+
 def fan_out_select(account_id: ColumnElement[Any]) -> Any:
     """The rows an event makes: one per enabled endpoint of `account_id` subscribed to the event's
     bit (`event_bit`, 0 for none), with the event's bound parameters (`webhook_id`, `event_type`,
@@ -102,11 +112,7 @@ def fan_out_select(account_id: ColumnElement[Any]) -> Any:
         literal(0),
         now,
         now,
-    ).where(
-        e.c.account_id == account_id,
-        e.c.enabled.is_(True),
-        e.c.events_mask.op("&")(bindparam("event_bit", type_=Integer())) != 0,
-    )
+    ).where(*_subscribed_endpoints(account_id))
 
 
 def fan_out(account_id: ColumnElement[Any]) -> Insert:
@@ -123,11 +129,7 @@ EMIT_FOR_ACCOUNT = Prepared(fan_out(bindparam("account_id", type_=Integer())))
 _SUBSCRIBED = Prepared(
     select(func.count())
     .select_from(webhook_endpoints)
-    .where(
-        webhook_endpoints.c.account_id == bindparam("account_id"),
-        webhook_endpoints.c.enabled.is_(True),
-        webhook_endpoints.c.events_mask.op("&")(bindparam("event_bit", type_=Integer())) != 0,
-    )
+    .where(*_subscribed_endpoints(bindparam("account_id", type_=Integer())))
 )
 
 
