@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +38,6 @@ from postventa.domain.parameters import FILE, MESSAGE, MESSAGE_OPTIONS, Paramete
 from postventa.domain.send_request import UploadedFile
 from postventa.domain.text import MAX_TEXT_CHARACTERS
 from postventa.services import console, reading
-from postventa.services.guide import CapsNeeded
 from postventa.services.messaging import CapsLookup
 
 MAX_FORM_FIELDS = 10
@@ -245,15 +245,9 @@ async def _parameters(form: FormData) -> Parameters:
 async def _send(
     context: ConsoleContext, user: SignedIn, order_id: int, parameters: Parameters, seen: int | None
 ) -> console.ConsoleSend:
-    """The API's send: with the caps cached, else Mercado Libre asked outside the transaction and
-    the checks run again (nothing was written the first time)."""
-    try:
-        return await _store(context, user, order_id, parameters, seen, context.guide.lookup)
-    except CapsNeeded as needed:
-        await context.guide.refresh(
-            context.database, context.meli, needed.account_id, needed.order_id, context.clock()
-        )
-    return await _store(context, user, order_id, parameters, seen, context.guide.known)
+    """The API's send, with Mercado Libre's caps as the API's send has them (`GuideCapsCache.deciding`)."""
+    decide = partial(_store, context, user, order_id, parameters, seen)
+    return await context.guide.deciding(context.database, context.meli, context.clock, decide)
 
 
 async def _store(

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
@@ -70,6 +71,10 @@ class CapsAnswer:
 NOT_MERCADOLIBRE = CapsAnswer(None, "local_rules", "The order is not a Mercado Libre order.")
 
 
+T = TypeVar("T")
+Lookup = Callable[[int, Order], GuideCaps | None]
+
+
 class GuideCapsCache:
     """Caps by (account, conversation resource), and which accounts cannot be asked, for a few seconds."""
 
@@ -100,6 +105,22 @@ class GuideCapsCache:
             if found is not None and found[1] > now:
                 return found[0]
         return None
+
+    async def deciding(
+        self,
+        database: Database,
+        meli: MeliClient,
+        clock: Callable[[], dt.datetime],
+        decide: Callable[[Lookup], Awaitable[T]],
+    ) -> T:
+        """`decide` with the caps as cached (`lookup`); when they are unknown it raises `CapsNeeded`
+        before writing anything, and then Mercado Libre is asked, outside any transaction, and
+        `decide` runs again with what is known (`known`: the local rules decide if nothing is)."""
+        try:
+            return await decide(self.lookup)
+        except CapsNeeded as needed:
+            await self.refresh(database, meli, needed.account_id, needed.order_id, clock())
+        return await decide(self.known)
 
     async def answer(
         self, database: Database, meli: MeliClient, account_id: int, order_id: int, now: dt.datetime

@@ -36,7 +36,6 @@ from postventa.domain.parameters import (
     parse_identifier,
 )
 from postventa.services import idempotency, reading
-from postventa.services.guide import CapsNeeded
 from postventa.services.idempotency import request_fingerprint
 from postventa.services.messaging import CapsLookup, send_message
 from postventa.store.idempotency import KeyLock
@@ -70,14 +69,8 @@ async def send(request: Request) -> Response:
         request, SEND_PARAMETERS, max_part_bytes=context.settings.max_body_bytes
     )
     key = idempotency_key(request)
-    try:
-        return await _send(request, context, parameters, raw_order_id, key, context.guide.lookup)
-    except CapsNeeded as needed:
-        # Nothing was written: ask Mercado Libre outside any transaction, then decide again.
-        await context.guide.refresh(
-            context.database, context.meli, needed.account_id, needed.order_id, context.clock()
-        )
-    return await _send(request, context, parameters, raw_order_id, key, context.guide.known)
+    decide = partial(_send, request, context, parameters, raw_order_id, key)
+    return await context.guide.deciding(context.database, context.meli, context.clock, decide)
 
 
 async def _send(
