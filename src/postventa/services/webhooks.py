@@ -66,22 +66,8 @@ async def check_url(url: str, *, allow_private: bool, resolver: Resolver = syste
     return CheckedUrl(url, tuple(addresses))
 
 
-@dataclass(frozen=True)
-class WebhookEndpoint:
-    """An endpoint as the admin surface shows it (never its secret)."""
-
-    id: int
-    account_id: int
-    url: str
-    events: tuple[str, ...]
-    enabled: bool
-    disabled_reason: str | None
-    disabled_at: dt.datetime | None
-    created_at: dt.datetime
-    last_success_at: dt.datetime | None
-    failing_since: dt.datetime | None
-    # While a rotated secret still signs beside the new one: until then (None: no overlap now).
-    previous_secret_expires_at: dt.datetime | None
+# An endpoint as the admin surface shows it (never its secret), its events by name.
+WebhookEndpoint = endpoint_store.StoredEndpoint
 
 
 @dataclass(frozen=True)
@@ -90,22 +76,6 @@ class EndpointWithSecret:
 
     endpoint: WebhookEndpoint
     secret: str
-
-
-def _shown(stored: endpoint_store.StoredEndpoint) -> WebhookEndpoint:
-    return WebhookEndpoint(
-        id=stored.id,
-        account_id=stored.account_id,
-        url=stored.url,
-        events=rules.events_of_mask(stored.events_mask),
-        enabled=stored.enabled,
-        disabled_reason=stored.disabled_reason,
-        disabled_at=stored.disabled_at,
-        created_at=stored.created_at,
-        last_success_at=stored.last_success_at,
-        failing_since=stored.failing_since,
-        previous_secret_expires_at=stored.previous_secret_expires_at,
-    )
 
 
 def new_secret() -> str:
@@ -150,14 +120,14 @@ async def register_endpoint(
         sealed_secret=cipher.seal(secret),
         now=now,
     )
-    return EndpointWithSecret(_shown(stored), secret)
+    return EndpointWithSecret(stored, secret)
 
 
 async def list_endpoints(connection: AsyncConnection, account_id: int) -> list[WebhookEndpoint]:
     """The account's endpoints, oldest first. Raises not_found for an unknown account."""
     if await account_store.get_account(connection, account_id) is None:
         raise not_found("account_not_found", f"No account {account_id}.")
-    return [_shown(stored) for stored in await endpoint_store.list_endpoints(connection, account_id)]
+    return await endpoint_store.list_endpoints(connection, account_id)
 
 
 async def get_endpoint(connection: AsyncConnection, endpoint_id: int) -> WebhookEndpoint:
@@ -165,7 +135,7 @@ async def get_endpoint(connection: AsyncConnection, endpoint_id: int) -> Webhook
     stored = await endpoint_store.get_endpoint(connection, endpoint_id)
     if stored is None:
         raise _no_endpoint(endpoint_id)
-    return _shown(stored)
+    return stored
 
 
 def _no_endpoint(endpoint_id: int) -> PostventaError:
@@ -202,7 +172,7 @@ async def update_endpoint(
     stored = await endpoint_store.update_endpoint(connection, endpoint_id, values)
     if stored is None:
         raise _no_endpoint(endpoint_id)
-    return _shown(stored)
+    return stored
 
 
 async def delete_endpoint(connection: AsyncConnection, endpoint_id: int) -> None:
@@ -230,7 +200,7 @@ async def rotate_secret(
     )
     if stored is None:
         raise _no_endpoint(endpoint_id)
-    return EndpointWithSecret(_shown(stored), secret)
+    return EndpointWithSecret(stored, secret)
 
 
 async def list_attempts(

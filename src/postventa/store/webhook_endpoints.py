@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postventa.domain.webhooks import events_of_mask
 from postventa.store.tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 _E = webhook_endpoints
@@ -20,7 +21,7 @@ _E = webhook_endpoints
 
 @dataclass(frozen=True)
 class StoredEndpoint:
-    """An endpoint's row, less its secrets."""
+    """An endpoint's row, less its secrets: what the admin surface shows."""
 
     id: int
     account_id: int
@@ -32,7 +33,13 @@ class StoredEndpoint:
     created_at: dt.datetime
     last_success_at: dt.datetime | None
     failing_since: dt.datetime | None
+    # While a rotated secret still signs beside the new one: until then (None: no overlap now).
     previous_secret_expires_at: dt.datetime | None
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The event types it takes, by name."""
+        return events_of_mask(self.events_mask)
 
 
 _ENDPOINT_COLUMNS = (
