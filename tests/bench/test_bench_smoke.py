@@ -209,7 +209,9 @@ def check_console(run: dict[str, Any], backend: str) -> None:
     assert set(pages) == CONSOLE_PAGES
     for name, page in pages.items():
         assert page["requests"] == run["options"]["requests"], name
-        assert 0 < page["server_ms"]["p50"] <= page["client_ms"]["p50"], name
+        # The server's clock stops when the application returns, a moment after the answer's last
+        # byte left: its median may pass the client's by that moment, never by more.
+        assert 0 < page["server_ms"]["p50"] <= page["client_ms"]["p50"] + 2.0, name
         assert page["server_ms"]["p50"] <= page["server_ms"]["p95"] <= page["server_ms"]["max"]
         assert page["server_cpu_ms_per_request"] >= 0
         assert page["met"] == (page["server_ms"]["p50"] < run["target_p50_ms_below"])
