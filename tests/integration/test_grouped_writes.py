@@ -126,6 +126,32 @@ async def test_a_write_returns_only_once_committed(database, notes_writes):
     assert await bodies(database) == ["first"]
 
 
+async def test_a_cancelled_caller_s_write_still_lands_with_its_group_once(database, notes_writes):
+    # A caller gone (its client disconnected) does not take its write out of a group being formed.
+    callers = [asyncio.create_task(notes_writes.insert(f"n{number}")) for number in range(4)]
+    await asyncio.sleep(0)  # all four handed in
+    callers[1].cancel()
+    await notes_writes.writes.flush()
+
+    assert callers[1].cancelled()
+    assert [await caller for number, caller in enumerate(callers) if number != 1] == ["n0", "n2", "n3"]
+    assert await bodies(database) == ["n0", "n1", "n2", "n3"]
+
+
+async def test_a_cancelled_caller_s_write_is_written_again_alone_when_its_group_fails(
+    database, notes_writes
+):
+    callers = [
+        asyncio.create_task(notes_writes.insert(f"n{number}", fail=number == 3)) for number in range(4)
+    ]
+    await asyncio.sleep(0)
+    callers[1].cancel()
+    await notes_writes.writes.flush()
+
+    assert notes_writes.runs.count("n1") == 2  # in the group, then alone
+    assert await bodies(database) == ["n0", "n1", "n2"]
+
+
 async def test_grouped_and_plain_writes_both_land(database, notes_writes):
     grouped = asyncio.create_task(notes_writes.insert("grouped"))
     await asyncio.sleep(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -99,3 +100,47 @@ def test_no_delivery_attempt_line_above_info(stderr):
     log_delivery_attempt(42, 1, "action_guide", "sent", None)
 
     assert stderr() == ""
+
+
+class CountingStream:
+    """A stream that records each write: the lines of one turn of the loop come in one."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+async def test_a_loop_s_lines_are_written_together_at_its_next_turn_in_order(stderr):
+    configure_logging("info")
+    stream = logs._access_log.stream = CountingStream()
+
+    for number in range(3):
+        log_request(f"r{number}", "POST", "/v2/orders/1/messages", 200, 1.0)
+    assert stream.writes == []  # this turn is not over
+    await asyncio.sleep(0)
+
+    [written] = stream.writes
+    assert [json.loads(line)["request_id"] for line in written.splitlines()] == ["r0", "r1", "r2"]
+
+
+def test_lines_left_by_a_loop_that_stopped_are_written_by_the_next_and_at_exit(stderr):
+    configure_logging("info")
+    stream = logs._access_log.stream = CountingStream()
+
+    async def log_then_stop(request_id: str) -> None:
+        log_request(request_id, "GET", "/healthz", 200, 0.1)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(log_then_stop("first"))  # its turn to write may never come
+    loop.close()
+    asyncio.run(log_then_stop("second"))
+    logs._access_log.flush_all()  # what the process does at exit
+
+    lines = "".join(stream.writes).splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["first", "second"]

@@ -52,10 +52,11 @@ class Writes(Protocol[ItemIn, ResultOut]):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Member(Generic[Item, Result]):
     item: Item
     written: asyncio.Future[Result]
+    refused: bool = False  # raised having changed nothing: not written again
 
 
 class _GroupFailed(Exception):
@@ -90,12 +91,13 @@ class GroupCommit(Generic[Item, Result]):
     async def write(self, item: Item) -> Result:
         """Write `item` with whatever else is waiting; its result once committed, or its error."""
         loop = asyncio.get_running_loop()
-        member = _Member[Item, Result](item, loop.create_future())
+        member: _Member[Item, Result] = _Member(item, loop.create_future())
         self._waiting.append(member)
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_waiting())
-        # Shielded: a caller cancelled (a client gone, a shutdown) leaves the group to commit as one.
-        return await asyncio.shield(member.written)
+        # A caller cancelled (a client gone, a shutdown) cancels only its future: its item is still
+        # written with its group, whose settling passes over a future already done.
+        return await member.written
 
     async def flush(self) -> None:
         """Wait until every item handed in so far is written (or has failed)."""
@@ -110,9 +112,9 @@ class GroupCommit(Generic[Item, Result]):
                 continue
             try:
                 written = await self._write_group(group)
-            except Exception:  # the group's: each not yet refused, alone, so only a bad one fails
+            except Exception:  # the group's: each not refused, alone, so only a bad one fails
                 for member in group:
-                    if not member.written.done():
+                    if not member.refused:
                         await self._write_alone(member)
                 continue
             for member, result in written:
@@ -136,6 +138,7 @@ class GroupCommit(Generic[Item, Result]):
                 except Exception as error:
                     if before is None or self._rows_changed(connection) != before:
                         raise _GroupFailed from error
+                    member.refused = True
                     _settle_error(member.written, error)
             return written
 
