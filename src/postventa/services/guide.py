@@ -19,18 +19,17 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
 from postventa.domain.delivery import LinkStatus
 from postventa.domain.guide import GuideCaps
-from postventa.domain.orders import marketplace_conversation
 from postventa.meli.client import MeliClient, MeliError
 from postventa.services.marketplace import session_for
 from postventa.store import links as link_store
 from postventa.store.engine import Database
-from postventa.store.orders import Order, get_order
+from postventa.store.orders import get_order
 
 CAPS_TTL_SECONDS = 30.0  # Mercado Libre's caps change when a message goes or the buyer writes
 UNKNOWN_TTL_SECONDS = 10.0  # how long "could not ask" stands before asking again
@@ -72,7 +71,19 @@ NOT_MERCADOLIBRE = CapsAnswer(None, "local_rules", "The order is not a Mercado L
 
 
 T = TypeVar("T")
-Lookup = Callable[[int, Order], GuideCaps | None]
+
+
+class MessagedOrder(Protocol):
+    """What the cache needs of an order: `Order`, or the send's `OrderToMessage`."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def marketplace_conversation(self) -> int | None: ...
+
+
+Lookup = Callable[[int, MessagedOrder], GuideCaps | None]
 
 
 class GuideCapsCache:
@@ -83,21 +94,21 @@ class GuideCapsCache:
         self._answers: dict[tuple[int, int], tuple[CapsAnswer, float]] = {}
         self._unaskable: dict[int, tuple[CapsAnswer, float]] = {}
 
-    def lookup(self, account_id: int, order: Order) -> GuideCaps | None:
+    def lookup(self, account_id: int, order: MessagedOrder) -> GuideCaps | None:
         """The caps the send decides with (None: the local rules alone); `CapsNeeded` when unknown."""
         answer = self.cached(account_id, order)
         if answer is None:
             raise CapsNeeded(account_id, order.id)
         return answer.caps
 
-    def known(self, account_id: int, order: Order) -> GuideCaps | None:
+    def known(self, account_id: int, order: MessagedOrder) -> GuideCaps | None:
         """The caps if fresh, else None (the local rules decide): a lookup that never asks."""
         answer = self.cached(account_id, order)
         return answer.caps if answer is not None else None
 
-    def cached(self, account_id: int, order: Order) -> CapsAnswer | None:
+    def cached(self, account_id: int, order: MessagedOrder) -> CapsAnswer | None:
         """The answer still fresh for this order, or None."""
-        resource = conversation_resource(order)
+        resource = order.marketplace_conversation
         if resource is None:
             return NOT_MERCADOLIBRE
         now = self._clock()
@@ -138,15 +149,14 @@ class GuideCapsCache:
         async with database.transaction() as connection:
             order = await get_order(connection, account_id, order_id)
             link = await link_store.get_link(connection, account_id, database.token_cipher)
-        if order is None or conversation_resource(order) is None:
+        resource = order.marketplace_conversation if order is not None else None
+        if resource is None:
             return NOT_MERCADOLIBRE
         if link is None or link.status is not LinkStatus.ACTIVE:
             reason = "not linked" if link is None else "waiting to be linked again"
             answer = CapsAnswer(None, "local_rules", f"The account is {reason} to Mercado Libre.")
             self._remember_account(account_id, answer)
             return answer
-        resource = conversation_resource(order)
-        assert resource is not None
         answer = await _ask(database, meli, account_id, resource, now)
         ttl = CAPS_TTL_SECONDS if answer.source == "mercadolibre" else UNKNOWN_TTL_SECONDS
         self._remember(account_id, resource, answer, ttl)
@@ -167,14 +177,6 @@ class GuideCapsCache:
         self._answers = {key: value for key, value in self._answers.items() if value[1] > now}
         if len(self._answers) >= MAX_ENTRIES:
             self._answers.clear()
-
-
-def conversation_resource(order: Order) -> int | None:
-    """The id Mercado Libre keys the order's conversation by (its pack, or the order itself); None
-    for an order Mercado Libre does not know."""
-    if not order.facts.is_mercadolibre:
-        return None
-    return marketplace_conversation(order.data.pack_id, order.data.external_order_id)
 
 
 async def _ask(

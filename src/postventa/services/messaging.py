@@ -20,12 +20,12 @@ from postventa.domain.text import refuse_unprintable
 from postventa.domain.webhooks import EventType
 from postventa.store import messages as message_store
 from postventa.store import webhook_events
-from postventa.store.orders import Order, get_order, get_order_any_account
+from postventa.store.orders import Order, OrderToMessage, get_order, get_order_any_account
 
 BUYER_MAX_TEXT_CHARACTERS = 3500
 # Mercado Libre's caps for the order's action guide, as known without waiting (services/guide.py):
 # None when the local rules decide alone; raises when the send must ask Mercado Libre first.
-CapsLookup = Callable[[int, Order], GuideCaps | None]
+CapsLookup = Callable[[int, OrderToMessage], GuideCaps | None]
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,18 @@ async def send_message(
     if found is None:
         raise _order_not_found(account_id, order_id)
     order, message_count, history = found
+    facts = order.facts
     request = read_send_request(parameters, max_attachment_bytes=max_attachment_bytes)
     has_attachment = request.attachment is not None
     guide_caps = (
         caps(account_id, order)
         if caps is not None
-        and order.facts.is_mercadolibre
+        and order.marketplace_conversation is not None
         and opens_conversation(history, has_attachment=has_attachment)
         else None
     )
     refusal = send_refusal(
-        order.facts, history, request.reason, has_attachment=has_attachment, now=now, caps=guide_caps
+        facts, history, request.reason, has_attachment=has_attachment, now=now, caps=guide_caps
     )
     if refusal is not None:
         raise PostventaError(refusal)
@@ -94,7 +95,7 @@ async def send_message(
         order_id=order.id,
         direction=Direction.OUTBOUND,
         reason=request.reason,
-        text=text_to_send(order.facts, request.reason, request.free_text, now),
+        text=text_to_send(facts, request.reason, request.free_text, now),
         status=MessageStatus.QUEUED,
         message_ignored=request.message_ignored,
         attachment_id=attachment_id,

@@ -16,7 +16,7 @@ from postventa.domain.attachments import Attachment
 from postventa.domain.conversation import Direction, PastMessage
 from postventa.domain.delivery import MessageStatus
 from postventa.domain.reasons import Reason
-from postventa.store.orders import Order, get_order, order_from_row
+from postventa.store.orders import ORDER_TO_MESSAGE_COLUMNS, OrderToMessage, order_to_message_from_row
 from postventa.store.prepared import Prepared, in_loop_sqlite
 from postventa.store.sqlite_driver import write_blob
 from postventa.store.tables import attachment_contents, attachments, conversations, messages, orders
@@ -159,7 +159,7 @@ async def conversation_history(connection: AsyncConnection, conversation_id: int
 # history is read after the conversation's lock is taken.
 _ORDER_WITH_HISTORY = Prepared(
     select(
-        orders,
+        *ORDER_TO_MESSAGE_COLUMNS,
         conversations.c.message_count,
         messages.c.direction.label("message_direction"),
         messages.c.reason.label("message_reason"),
@@ -176,16 +176,26 @@ _ORDER_WITH_HISTORY = Prepared(
 )
 
 
+_ORDER_TO_MESSAGE = Prepared(
+    select(*ORDER_TO_MESSAGE_COLUMNS).where(
+        orders.c.id == bindparam("order_id"), orders.c.account_id == bindparam("account_id")
+    )
+)
+
+
 async def order_with_history(
     connection: AsyncConnection, account_id: int, order_id: int
-) -> tuple[Order, int, list[PastMessage]] | None:
-    """The account's order (None if it has no such order), with its conversation's message count
-    and every message, oldest first, read under the conversation's write lock (on PostgreSQL the
-    order, then `lock_conversation`, then `conversation_history`)."""
+) -> tuple[OrderToMessage, int, list[PastMessage]] | None:
+    """The account's order as a send needs it (None if it has no such order), with its
+    conversation's message count and every message, oldest first, read under the conversation's
+    write lock (on PostgreSQL the order, then `lock_conversation`, then `conversation_history`)."""
     if connection.dialect.name == "postgresql":
-        order = await get_order(connection, account_id, order_id)
-        if order is None:
+        row = (
+            await _ORDER_TO_MESSAGE.execute(connection, {"order_id": order_id, "account_id": account_id})
+        ).first()
+        if row is None:
             return None
+        order = order_to_message_from_row(row)
         count = await lock_conversation(connection, order.conversation_id)
         return order, count, await conversation_history(connection, order.conversation_id)
     rows = (
@@ -203,7 +213,7 @@ async def order_with_history(
         for row in rows
         if row.message_direction is not None
     ]
-    return order_from_row(rows[0]), int(rows[0].message_count), history
+    return order_to_message_from_row(rows[0]), int(rows[0].message_count), history
 
 
 def _past(row: Any) -> PastMessage:

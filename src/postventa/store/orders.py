@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.conversation import ConversationStatus
-from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts
+from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts, marketplace_conversation
 from postventa.domain.sites import Site
 from postventa.store.prepared import Prepared
 from postventa.store.tables import conversations, orders
@@ -66,6 +66,24 @@ class Order:
             delivery_window=self.data.delivery_window,
             marketplace_status=self.data.marketplace_status,
         )
+
+    @property
+    def marketplace_conversation(self) -> int | None:
+        """The id Mercado Libre keys the order's conversation by; None if it is not Mercado Libre's."""
+        if not self.facts.is_mercadolibre:
+            return None
+        return marketplace_conversation(self.data.pack_id, self.data.external_order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderToMessage:
+    """What a send needs of its order, and all it reads of it (`ORDER_TO_MESSAGE_COLUMNS`): where the
+    message goes, and the facts the rules decide on."""
+
+    id: int
+    conversation_id: int
+    facts: OrderFacts
+    marketplace_conversation: int | None  # as `Order.marketplace_conversation`
 
 
 @dataclass(frozen=True)
@@ -250,6 +268,44 @@ def order_from_row(row: Any) -> Order:
             shipping_id=row.shipping_id,
         ),
         updated_at=row.updated_at,
+    )
+
+
+ORDER_TO_MESSAGE_COLUMNS = (
+    orders.c.id,
+    orders.c.conversation_id,
+    orders.c.external_order_id,
+    orders.c.pack_id,
+    orders.c.marketplace,
+    orders.c.site_id,
+    orders.c.status,
+    orders.c.logistic_type,
+    orders.c.delivery_date,
+    orders.c.delivery_from_hour,
+    orders.c.delivery_to_hour,
+    orders.c.marketplace_status,
+)
+
+
+def order_to_message_from_row(row: Any) -> OrderToMessage:
+    """An `OrderToMessage` from a row holding `ORDER_TO_MESSAGE_COLUMNS` under their own names."""
+    facts = OrderFacts(
+        marketplace=row.marketplace,
+        site=Site(row.site_id) if row.site_id else None,
+        status=row.status,
+        logistic_type=LogisticType(row.logistic_type) if row.logistic_type is not None else None,
+        delivery_window=DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
+        if row.delivery_date is not None
+        else None,
+        marketplace_status=row.marketplace_status,
+    )
+    return OrderToMessage(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        facts=facts,
+        marketplace_conversation=marketplace_conversation(row.pack_id, row.external_order_id)
+        if facts.is_mercadolibre
+        else None,
     )
 
 
