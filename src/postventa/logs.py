@@ -170,6 +170,10 @@ class _Pending:
 _access_log = _AccessLog()
 
 
+# Methods the access log writes as they are: none of them can carry a secret.
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def log_request(request_id: str, method: str, path: str, status: int, duration_ms: float) -> None:
     """The access log's line of one request, at info: the same JSON object structlog writes for
     `log.info("request", ...)`, written straight to the stream.
@@ -183,7 +187,7 @@ def log_request(request_id: str, method: str, path: str, status: int, duration_m
         return
     fields = {
         "request_id": request_id,
-        "method": redact_text(method),
+        "method": method if method in _HTTP_METHODS else redact_text(method),
         "path": redact_text(path),
         "status": status,
         "duration_ms": duration_ms,

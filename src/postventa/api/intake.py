@@ -81,10 +81,15 @@ class BodyReader:
 
     async def receive(self) -> Message:
         """The next part of the body, within the body timeout; refused past the size limit."""
-        if self.large and not self.holds_slot and not self.complete:
+        if self.complete:  # nothing more to read (or no body at all): nothing to time
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+            return message
+        if self.large and not self.holds_slot:
             await self._take_slot()
         try:
-            async with asyncio.timeout(self.intake.body_timeout_seconds if not self.complete else None):
+            async with asyncio.timeout(self.intake.body_timeout_seconds):
                 message = await self._receive()
         except TimeoutError:
             seconds = self.intake.body_timeout_seconds

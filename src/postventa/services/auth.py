@@ -3,7 +3,6 @@ the rate limits a key is given (POSTVENTA_RATE_LIMITS, or the key's own)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -53,7 +52,7 @@ def issue_api_key(pepper: str) -> IssuedKey:
 
 def hash_secret(secret: str, pepper: str) -> str:
     """Keyed hash under which a key's secret is stored; the pepper lives outside the database."""
-    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(pepper.encode(), secret.encode(), "sha256").hex()
 
 
 async def authenticate(connection: AsyncConnection, api_key: str | None, pepper: str) -> ApiKeyGrant:
