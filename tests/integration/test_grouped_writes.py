@@ -138,9 +138,7 @@ async def test_a_cancelled_caller_s_write_still_lands_with_its_group_once(databa
     assert await bodies(database) == ["n0", "n1", "n2", "n3"]
 
 
-async def test_a_cancelled_caller_s_write_is_written_again_alone_when_its_group_fails(
-    database, notes_writes
-):
+async def test_a_cancelled_caller_s_write_is_written_again_alone_when_its_group_fails(database, notes_writes):
     callers = [
         asyncio.create_task(notes_writes.insert(f"n{number}", fail=number == 3)) for number in range(4)
     ]
