@@ -223,10 +223,10 @@ def _write_info(logger_name: str, event: str, fields: dict[str, Any]) -> None:
         "event": event,
         **fields,
         "level": "info",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": dt.datetime.now(dt.UTC),  # written as structlog's: ISO 8601, "Z"
     }
     try:
-        rendered = orjson.dumps(line).decode()
+        rendered = orjson.dumps(line, option=orjson.OPT_UTC_Z).decode()
     except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): structlog renders anything
         structlog.get_logger(logger_name).info(event, **fields)
         return

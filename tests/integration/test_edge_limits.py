@@ -265,6 +265,23 @@ async def test_a_body_that_stops_is_answered_408_after_the_body_timeout(served, 
     assert seconds < BODY_TIMEOUT_SECONDS + 2
 
 
+async def test_a_later_head_on_a_kept_alive_connection_gets_the_whole_timeout(served):
+    """The clock starts at each head's first byte, not at the connection's or an earlier head's."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = await asyncio.wait_for(_read_response(reader), timeout=5)
+        await asyncio.sleep(HEADER_TIMEOUT_SECONDS * 0.6)  # past half the first head's time
+        writer.write(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+        seconds, said = await closed_within(reader, HEADER_TIMEOUT_SECONDS + 5)
+    finally:
+        await hang_up(writer)
+
+    assert first.status_code == 200
+    assert HEADER_TIMEOUT_SECONDS * 0.9 <= seconds < HEADER_TIMEOUT_SECONDS + 2
+    assert error_of(said)[0] == 408
+
+
 async def test_an_idle_kept_alive_connection_is_closed(served):
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     try:
