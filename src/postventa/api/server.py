@@ -10,6 +10,7 @@ as every other 4xx, where uvicorn would answer in plain text.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import tempfile
@@ -61,7 +62,7 @@ class ConnectionLimits:
             header_timeout_seconds=settings.header_timeout_seconds,
         )
 
-    @property
+    @functools.cached_property  # read at every socket read of a head
     def max_head_bytes(self) -> int:
         """The whole head: the request line and the header fields with their separators."""
         return self.max_request_line_bytes + self.max_header_bytes + 4 * self.max_header_count

@@ -94,7 +94,9 @@ def text_to_send(order: OrderFacts, reason: Reason, free_text: str | None, now: 
         return free_text
     if order.site is None:
         raise ValueError("a template needs the order's site")
-    return render_template(reason, order.site, order.delivery_window, site_today(order.site, now))
+    # Only the delivery promise says which day it is on the buyer's calendar.
+    today = site_today(order.site, now) if reason is Reason.DELIVERY_PROMISE else None
+    return render_template(reason, order.site, order.delivery_window, today)
 
 
 def _delivery_window_refusal(order: OrderFacts, site: Site, now: dt.datetime) -> Refusal | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from postventa.domain.orders import DeliveryWindow
 from postventa.domain.reasons import Reason
@@ -47,6 +48,7 @@ def request_variants_text(site: Site) -> str:
     return _VARIANTS_PT if site.language is Language.PORTUGUESE else _VARIANTS_ES
 
 
+@functools.cache  # one text per site
 def billing_info_text(site: Site) -> str:
     """REQUEST_BILLING_INFO with the fields the site's tax rules ask for, one "· " line each."""
     fields = "\n".join(f"· {field}" for field in _BILLING_FIELDS[site])
@@ -65,12 +67,15 @@ def delivery_promise_text(site: Site, window: DeliveryWindow, today: dt.date) ->
     return _PROMISE[language].format(day=day, start=window.from_hour, end=window.to_hour)
 
 
-def render_template(reason: Reason, site: Site, window: DeliveryWindow | None, today: dt.date) -> str:
-    """The text a template reason sends on a site; the caller has checked the reason applies."""
+def render_template(
+    reason: Reason, site: Site, window: DeliveryWindow | None, today: dt.date | None
+) -> str:
+    """The text a template reason sends on a site; the caller has checked the reason applies.
+    `today` is the buyer's date, which only the delivery promise needs."""
     if reason is Reason.REQUEST_VARIANTS:
         return request_variants_text(site)
     if reason is Reason.REQUEST_BILLING_INFO:
         return billing_info_text(site)
-    if reason is Reason.DELIVERY_PROMISE and window is not None:
+    if reason is Reason.DELIVERY_PROMISE and window is not None and today is not None:
         return delivery_promise_text(site, window, today)
     raise ValueError(f"{reason.name} has no template for {site.value}")

@@ -55,6 +55,7 @@ def _sqlite_text(value: dt.datetime | None) -> str | None:
         return text
     if value.tzinfo is None:
         raise ValueError("naive datetime")
-    text = value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    utc = value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)  # the clock's are UTC already
+    text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
     _last_text = (value, text)
     return text
