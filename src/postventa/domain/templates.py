@@ -67,9 +67,7 @@ def delivery_promise_text(site: Site, window: DeliveryWindow, today: dt.date) ->
     return _PROMISE[language].format(day=day, start=window.from_hour, end=window.to_hour)
 
 
-def render_template(
-    reason: Reason, site: Site, window: DeliveryWindow | None, today: dt.date | None
-) -> str:
+def render_template(reason: Reason, site: Site, window: DeliveryWindow | None, today: dt.date | None) -> str:
     """The text a template reason sends on a site; the caller has checked the reason applies.
     `today` is the buyer's date, which only the delivery promise needs."""
     if reason is Reason.REQUEST_VARIANTS:
