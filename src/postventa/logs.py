@@ -7,6 +7,7 @@ import atexit
 import datetime as dt
 import logging
 import re
+import select
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -109,6 +110,10 @@ class _AccessLog:
     the loop: under load many requests end in one turn, and each write is a system call (a few
     percent of a send's CPU). A line waits at most until the loop's next turn; lines still waiting
     when the process exits are written then. Without a running loop a line is written at once.
+
+    Each write holds whole lines and at most PIPE_BUF bytes (unless one line is longer): up to that
+    size a write to a pipe is never interleaved with another process's, so the lines of several
+    `serve` workers sharing one stderr pipe stay whole, as when each line was a write of its own.
     """
 
     stream: TextIO | None = None  # None until logging is configured: then structlog's default
@@ -128,6 +133,7 @@ class _AccessLog:
             return
         pending = self._pending()
         pending.lines.append(line)
+        pending.sizes.append(len(line) if line.isascii() else len(line.encode()))
         if pending.flush_on is not loop:  # none scheduled, or on a loop that has since stopped
             pending.flush_on = loop
             loop.call_soon(self.flush, pending)
@@ -135,10 +141,17 @@ class _AccessLog:
     def flush(self, pending: _Pending) -> None:
         """Write the lines `pending` holds (one thread's), in order."""
         pending.flush_on = None
-        if pending.lines:
-            text = "".join(pending.lines)
-            pending.lines.clear()
-            self._write(text)
+        lines, sizes = pending.lines, pending.sizes
+        start, size = 0, 0
+        for end, line_size in enumerate(sizes):
+            if size + line_size > select.PIPE_BUF and end > start:
+                self._write("".join(lines[start:end]))
+                start, size = end, 0
+            size += line_size
+        if start < len(lines):
+            self._write("".join(lines[start:]))
+        lines.clear()
+        sizes.clear()
 
     def flush_all(self) -> None:
         """Write every thread's waiting lines (at exit)."""
@@ -164,6 +177,7 @@ class _Pending:
     """One thread's lines waiting for its loop's turn, and the loop that will write them."""
 
     lines: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # each line's, in bytes
     flush_on: asyncio.AbstractEventLoop | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import select
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -144,3 +145,20 @@ def test_lines_left_by_a_loop_that_stopped_are_written_by_the_next_and_at_exit(s
 
     lines = "".join(stream.writes).splitlines()
     assert [json.loads(line)["request_id"] for line in lines] == ["first", "second"]
+
+
+async def test_a_busy_turn_is_written_in_whole_lines_of_at_most_pipe_buf_bytes(stderr):
+    # Several serve processes may share one stderr pipe: a write up to PIPE_BUF bytes is never
+    # interleaved with another process's, so no line is cut by another's.
+    configure_logging("info")
+    stream = logs._access_log.stream = CountingStream()
+
+    for number in range(200):
+        log_request(f"r{number}", "GET", f"/v2/orders/{number}/messages/ñandú", 200, 1.0)
+    await asyncio.sleep(0)
+
+    assert len(stream.writes) > 1
+    assert all(len(written.encode()) <= select.PIPE_BUF for written in stream.writes)
+    assert all(written.endswith("\n") for written in stream.writes)
+    lines = "".join(stream.writes).splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [f"r{number}" for number in range(200)]
