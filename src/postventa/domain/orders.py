@@ -183,3 +183,8 @@ def marketplace_conversation(pack_id: int | None, external_order_id: str) -> int
     if pack_id is not None:
         return pack_id
     return int(external_order_id) if external_order_id.isascii() and external_order_id.isdigit() else None
+
+
+def mercadolibre_conversation(facts: OrderFacts, pack_id: int | None, external_order_id: str) -> int | None:
+    """`marketplace_conversation` for an order of Mercado Libre; None for any other marketplace's."""
+    return marketplace_conversation(pack_id, external_order_id) if facts.is_mercadolibre else None

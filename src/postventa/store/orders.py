@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postventa.domain.conversation import ConversationStatus
-from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts, marketplace_conversation
+from postventa.domain.orders import DeliveryWindow, LogisticType, OrderFacts, mercadolibre_conversation
 from postventa.domain.sites import Site
 from postventa.store.prepared import Prepared
 from postventa.store.tables import conversations, orders
@@ -70,9 +70,7 @@ class Order:
     @property
     def marketplace_conversation(self) -> int | None:
         """The id Mercado Libre keys the order's conversation by; None if it is not Mercado Libre's."""
-        if not self.facts.is_mercadolibre:
-            return None
-        return marketplace_conversation(self.data.pack_id, self.data.external_order_id)
+        return mercadolibre_conversation(self.facts, self.data.pack_id, self.data.external_order_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +242,6 @@ def _row_values(data: OrderData) -> dict[str, Any]:
 
 def order_from_row(row: Any) -> Order:
     """An order from a row holding the `orders` table's columns under their own names."""
-    window = (
-        DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
-        if row.delivery_date is not None
-        else None
-    )
     return Order(
         id=row.id,
         account_id=row.account_id,
@@ -257,12 +250,12 @@ def order_from_row(row: Any) -> Order:
             external_order_id=row.external_order_id,
             pack_id=row.pack_id,
             marketplace=row.marketplace,
-            site=Site(row.site_id) if row.site_id else None,
+            site=_site(row),
             status=row.status,
-            logistic_type=LogisticType(row.logistic_type) if row.logistic_type is not None else None,
+            logistic_type=_logistic_type(row),
             buyer=Buyer(row.buyer_code, row.buyer_nickname, row.buyer_name),
             date_created=row.date_created,
-            delivery_window=window,
+            delivery_window=_delivery_window(row),
             marketplace_status=row.marketplace_status,
             date_closed=row.date_closed,
             shipping_id=row.shipping_id,
@@ -291,22 +284,32 @@ def order_to_message_from_row(row: Any) -> OrderToMessage:
     """An `OrderToMessage` from a row holding `ORDER_TO_MESSAGE_COLUMNS` under their own names."""
     facts = OrderFacts(
         marketplace=row.marketplace,
-        site=Site(row.site_id) if row.site_id else None,
+        site=_site(row),
         status=row.status,
-        logistic_type=LogisticType(row.logistic_type) if row.logistic_type is not None else None,
-        delivery_window=DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
-        if row.delivery_date is not None
-        else None,
+        logistic_type=_logistic_type(row),
+        delivery_window=_delivery_window(row),
         marketplace_status=row.marketplace_status,
     )
     return OrderToMessage(
         id=row.id,
         conversation_id=row.conversation_id,
         facts=facts,
-        marketplace_conversation=marketplace_conversation(row.pack_id, row.external_order_id)
-        if facts.is_mercadolibre
-        else None,
+        marketplace_conversation=mercadolibre_conversation(facts, row.pack_id, row.external_order_id),
     )
+
+
+def _site(row: Any) -> Site | None:
+    return Site(row.site_id) if row.site_id else None
+
+
+def _logistic_type(row: Any) -> LogisticType | None:
+    return LogisticType(row.logistic_type) if row.logistic_type is not None else None
+
+
+def _delivery_window(row: Any) -> DeliveryWindow | None:
+    if row.delivery_date is None:
+        return None
+    return DeliveryWindow(row.delivery_date, row.delivery_from_hour, row.delivery_to_hour)
 
 
 async def last_conversation_status(
