@@ -135,15 +135,21 @@ def build_router(context: ConsoleContext) -> APIRouter:
     """GET /console/orders/{orderId} and POST /console/orders/{orderId}/messages."""
     router = APIRouter(include_in_schema=False)
 
+    async def _view_or_none(user: SignedIn, order_id: int, *, with_options: bool) -> ConversationView | None:
+        """The conversation as shown, or None when the user's accounts have no such order."""
+        try:
+            return await load_view(context, user, order_id, with_options=with_options)
+        except PostventaError as error:
+            if error.refusal.kind is RefusalKind.NOT_FOUND:
+                return None
+            raise
+
     async def conversation_page(
         request: Request, user: SignedIn, order_id: int, form: ComposeForm, status: int = 200
     ) -> Response:
-        try:
-            view = await load_view(context, user, order_id, with_options=True)
-        except PostventaError as error:
-            if error.refusal.kind is RefusalKind.NOT_FOUND:
-                return not_found_page(context, request, user)
-            raise
+        view = await _view_or_none(user, order_id, with_options=True)
+        if view is None:
+            return not_found_page(context, request, user)
         values = _values(context, request, user, view, form)
         return page(context, request, "conversation.html", status=status, **values)
 
@@ -164,12 +170,9 @@ def build_router(context: ConsoleContext) -> APIRouter:
         they changed."""
         query = request.query_params
         idle = query.get("idle") == "1"
-        try:
-            view = await load_view(context, user, order_id, with_options=idle)
-        except PostventaError as error:
-            if error.refusal.kind is RefusalKind.NOT_FOUND:
-                return not_found_page(context, request, user)
-            raise
+        view = await _view_or_none(user, order_id, with_options=idle)
+        if view is None:
+            return not_found_page(context, request, user)
         values = _values(
             context, request, user, view, ComposeForm(reason=parse_identifier(query.get("reason", "")))
         )

@@ -42,23 +42,17 @@ def see_other(location: str) -> RedirectResponse:
 
 def not_found_page(context: ConsoleContext, request: Request, user: Any = None) -> HTMLResponse:
     """The console's 404: the same whether the thing does not exist or is another account's."""
-    return page(
-        context,
-        request,
-        "not_found.html",
-        status=404,
-        user=user,
-        csrf=user.csrf if user is not None else None,
-    )
+    return _refusal_page(context, request, "not_found.html", 404, user)
 
 
 def forbidden_page(context: ConsoleContext, request: Request, user: Any = None) -> HTMLResponse:
     """A form posted without its CSRF token (or with another's): refused, nothing changed."""
+    return _refusal_page(context, request, "forbidden.html", 403, user)
+
+
+def _refusal_page(
+    context: ConsoleContext, request: Request, template: str, status: int, user: Any
+) -> HTMLResponse:
     return page(
-        context,
-        request,
-        "forbidden.html",
-        status=403,
-        user=user,
-        csrf=user.csrf if user is not None else None,
+        context, request, template, status=status, user=user, csrf=user.csrf if user is not None else None
     )
