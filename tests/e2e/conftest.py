@@ -30,6 +30,11 @@ def emulator() -> Iterator[EmulatorServer]:
         yield server
 
 
+# Long enough that a test machine running four test processes on two cores does not make an ordinary
+# call look like Mercado Libre timing out; the `timeout` fault waits longer than this.
+MELI_TIMEOUT_SECONDS = 3.0
+
+
 @pytest.fixture(scope="session")
 def postventa(database_url: str, database: Database, emulator: EmulatorServer) -> Iterator[LiveServer]:
     """postventa with its in-process worker, delivering to the emulator with short timeouts."""
@@ -37,8 +42,8 @@ def postventa(database_url: str, database: Database, emulator: EmulatorServer) -
         database_url,
         meli_api_url=emulator.url,
         embedded_worker=True,
-        meli_timeout_seconds=1.0,
-        worker_lease_seconds=5.0,
+        meli_timeout_seconds=MELI_TIMEOUT_SECONDS,
+        worker_lease_seconds=5 * MELI_TIMEOUT_SECONDS,
         poll_interval_seconds=2.0,
         worker_concurrency=16,
         retry_base_seconds=0.2,

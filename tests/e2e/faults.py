@@ -23,7 +23,7 @@ from typing import Any
 from postventa.emulator.config import REQUESTS_PER_MINUTE
 from postventa.store.engine import Database
 from tests.conftest import admin_headers
-from tests.e2e.conftest import Seller, World, wait_for
+from tests.e2e.conftest import MELI_TIMEOUT_SECONDS, Seller, World, wait_for
 
 UNLIMITED = 10_000_000
 
@@ -35,7 +35,7 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "500": {"Kind": "500"},
     "503": {"Kind": "503"},
     "delay": {"Kind": "delay", "DelaySeconds": 0.3},
-    "timeout": {"Kind": "timeout", "DelaySeconds": 2},
+    "timeout": {"Kind": "timeout", "DelaySeconds": MELI_TIMEOUT_SECONDS + 1},
     "reset": {"Kind": "reset"},
     "lost_response": {"Kind": "lost_response"},
 }

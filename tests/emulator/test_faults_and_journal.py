@@ -198,3 +198,19 @@ async def test_journal_clear_keeps_sequence(world: World) -> None:
 
 async def test_journal_since_must_be_an_integer(world: World) -> None:
     assert (await world.http.get("/_emulator/journal", params={"since": "x"})).status_code == 400
+
+
+async def test_journal_names_the_seller_whose_token_each_call_carried(world: World) -> None:
+    first, second = await world.seller(), await world.seller()
+    start = (await world.journal())["Next"]
+    for seller in (first, second):
+        await world.http.get("/users/me", headers=seller.headers)
+    await world.http.get("/users/me")
+    await world.http.get("/users/me", headers={"Authorization": "Bearer not-a-token"})
+    entries = (await world.journal(start))["Entries"]
+    assert [(e["SellerId"], e["Status"]) for e in entries] == [
+        (first.id, 200),
+        (second.id, 200),
+        (None, 401),
+        (None, 401),
+    ]

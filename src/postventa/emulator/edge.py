@@ -17,7 +17,7 @@ import httpx2
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from postventa.emulator.auth import client_id_for_token
+from postventa.emulator.auth import client_id_for_token, token_owner
 from postventa.emulator.errors import generic_body
 from postventa.emulator.faults import FaultRule, fault_answer
 from postventa.emulator.journal import JournalEntry, describe_body, query_json
@@ -51,11 +51,13 @@ class Edge:
             return
         body = await _read_body(receive)
         headers = Headers(scope=scope)
+        caller = token_owner(self._emulator.state, headers.get("authorization"))
         entry = self._emulator.journal.open(
             method,
             path,
             query_json(scope["query_string"]),
             describe_body(headers.get("content-type", ""), body),
+            caller.id if caller is not None else None,
         )
         replay = _replaying(body, receive)
         control = path == "/_emulator" or path.startswith("/_emulator/")

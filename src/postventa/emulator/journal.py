@@ -19,7 +19,8 @@ _DISPOSITION_FILENAME = re.compile(rb'\bfilename="([^"]*)"')
 
 @dataclass
 class JournalEntry:
-    """One call: what came in, and how it ended (`Status` None when the connection was dropped)."""
+    """One call: what came in, whose access token it carried (`SellerId`, None without a known one),
+    and how it ended (`Status` None when the connection was dropped or the call is still running)."""
 
     seq: int
     at: str
@@ -27,6 +28,7 @@ class JournalEntry:
     path: str
     query: dict[str, Any]
     body: Any
+    seller_id: int | None = None
     status: int | None = None
     fault: str | None = None
     applied: bool = False
@@ -47,6 +49,7 @@ class JournalEntry:
             "Path": self.path,
             "Query": self.query,
             "Body": self.body,
+            "SellerId": self.seller_id,
             "Status": self.status,
             "Fault": self.fault,
             "Applied": self.applied,
@@ -61,10 +64,13 @@ class Journal:
         self._last_seq = 0
         self._max_entries = max_entries
 
-    def open(self, method: str, path: str, query: dict[str, Any], body: Any) -> JournalEntry:
-        """A new entry for a call just received; the caller finishes it."""
+    def open(
+        self, method: str, path: str, query: dict[str, Any], body: Any, seller_id: int | None = None
+    ) -> JournalEntry:
+        """A new entry for a call just received (`seller_id`: whose token it carries); the caller
+        finishes it."""
         self._last_seq += 1
-        entry = JournalEntry(self._last_seq, iso(utc_now()), method, path, query, body)
+        entry = JournalEntry(self._last_seq, iso(utc_now()), method, path, query, body, seller_id)
         self._entries.append(entry)
         if len(self._entries) > self._max_entries:
             del self._entries[: len(self._entries) - self._max_entries]
