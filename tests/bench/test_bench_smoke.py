@@ -1,9 +1,10 @@
 """Every benchmark of bench/ runs in its --quick mode and writes the result fields docs/ relies on.
 
-The four run at the same time (each is mostly waiting for servers to start), so the test takes
-about as long as the slowest one; it is one test, so that pytest-xdist never runs the four twice
+The five run at the same time (each is mostly waiting for servers to start), so the test takes
+about as long as the slowest one; it is one test, so that pytest-xdist never runs the five twice
 at once on two workers. Figures are not checked here, only that each benchmark works: every
-request answered 200, every queued message delivered, every upload accepted.
+request answered 200, every queued message delivered, every upload accepted, every webhook event
+delivered. (bench.console has a test of its own below.)
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ pytestmark = pytest.mark.slow
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path: Path, postgres_available: bool) -> None:
     runs = run_all(tmp_path, postgres_available)
+    backends = ["sqlite", "postgresql"] if postgres_available else ["sqlite"]
     check_send(runs["send"])
     check_delivery(runs["delivery"])
     check_attachments(runs["attachments"])
+    check_webhooks(runs["webhooks"], backends)
     if postgres_available:
         check_scale(runs["scale"])
 
@@ -44,6 +47,7 @@ def run_all(directory: Path, postgres_available: bool) -> dict[str, dict[str, An
         "send": ["--targets", "postventa-sqlite,yardstick"],
         "delivery": ["--backends", "sqlite,postgresql" if postgres_available else "sqlite"],
         "attachments": [],
+        "webhooks": ["--backends", "sqlite,postgresql" if postgres_available else "sqlite"],
     }
     if postgres_available:
         commands["scale"] = []
@@ -139,6 +143,30 @@ def check_attachments(run: dict[str, Any]) -> None:
         assert result["status"] == 200, result["response"]
         assert result["peak_rss_mib"] >= result["idle_rss_mib"] > 0
         assert {"growth_over_file_size", "target_at_most", "met"} <= set(result)
+
+
+def check_webhooks(run: dict[str, Any], backends: list[str]) -> None:
+    check_header(run, "webhooks")
+    events, messages = run["options"]["events"], run["options"]["messages"]
+    phases = run["phases"]
+    capacity = [phase for phase in phases if phase["phase"] == "receiver_capacity"]
+    assert [phase["requests"] for phase in capacity] == [events]
+    # The worker delivered every queued event to the receiver, which checked each signature.
+    delivered = {phase["backend"]: phase["delivered"] for phase in phases if phase["phase"] == "events"}
+    assert delivered == {backend: events for backend in backends}
+    # Mercado Libre delivery drained every message, with and without a dead endpoint on the account.
+    drains = [phase for phase in phases if phase["phase"] == "worker"]
+    assert [(phase["backend"], phase["webhooks"]) for phase in drains] == [
+        (backend, label) for backend in backends for label in ("warm_up", "no_endpoint", "dead_endpoint")
+    ]
+    for phase in drains:
+        assert phase["delivered"] == phase["messages"] > 0, phase
+        assert phase["statuses"] == {"sent": phase["messages"]}
+    assert {phase["messages"] for phase in drains if phase["webhooks"] != "warm_up"} == {messages}
+    for backend in backends:
+        comparison = run["comparisons"][f"meli_{backend}"]
+        assert comparison["ratio_dead_to_none"] > 0
+        assert run["comparisons"][f"events_{backend}"]["events_per_second"] > 0
 
 
 def check_scale(run: dict[str, Any]) -> None:
