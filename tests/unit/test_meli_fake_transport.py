@@ -157,7 +157,7 @@ async def test_a_turn_further_than_the_longest_wait_fails_at_once_and_sends_noth
     with pytest.raises(MeliError) as cooling:
         await meli.order("token", 5, application="123")
     assert limited.value.status == 429
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 5  # failed at once, not after the 10 s cool-down
     assert cooling.value.status is None
     assert cooling.value.failure.kind is FailureKind.TRANSIENT
     assert cooling.value.failure.code == "marketplace_budget_wait"
