@@ -52,18 +52,12 @@ def seller_for_token(state: EmulatorState, authorization: str | None) -> Seller:
 
 
 def token_owner(state: EmulatorState, authorization: str | None) -> Seller | None:
-    """The seller a bearer token was issued to, expired or not (for rate limits and the journal), or
-    None when there is no such token."""
+    """The seller a bearer token was issued to, expired or not (its application's rate limit, the
+    journal), or None when there is no such token."""
     if not authorization or not authorization.lower().startswith("bearer "):
         return None
     token = state.access_tokens.get(authorization[7:].strip())
     return state.sellers.get(token.seller_id) if token is not None else None
-
-
-def client_id_for_token(state: EmulatorState, authorization: str | None) -> str | None:
-    """The application a bearer token belongs to (for rate limits), or None when it is unknown."""
-    seller = token_owner(state, authorization)
-    return seller.client_id if seller is not None else None
 
 
 def revoke_seller(state: EmulatorState, seller: Seller) -> None:

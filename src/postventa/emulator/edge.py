@@ -17,10 +17,11 @@ import httpx2
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from postventa.emulator.auth import client_id_for_token, token_owner
+from postventa.emulator.auth import token_owner
 from postventa.emulator.errors import generic_body
 from postventa.emulator.faults import FaultRule, fault_answer
 from postventa.emulator.journal import JournalEntry, describe_body, query_json
+from postventa.emulator.models import Seller
 from postventa.emulator.ratelimit import endpoint_key, request_kind
 from postventa.emulator.runtime import Emulator
 
@@ -64,7 +65,7 @@ class Edge:
         rule = None if control else self._emulator.faults.pick(method, path)
         if rule is not None and await self._fault_ends_call(rule, entry, send):
             return
-        if not control and not self._within_rate_limit(method, path, headers, body):
+        if not control and not self._within_rate_limit(method, path, caller, body):
             await send_json(send, 429, generic_body(429, "too_many_requests", "too many requests"))
             entry.finish(429, applied=False)
             return
@@ -95,9 +96,11 @@ class Edge:
             return True
         return False
 
-    def _within_rate_limit(self, method: str, path: str, headers: Headers, body: bytes) -> bool:
+    def _within_rate_limit(self, method: str, path: str, caller: Seller | None, body: bytes) -> bool:
+        """Within the rate limit of the application the call is made for (the token's, or for a token
+        request the form's client id); a call for no known application is not limited."""
         emulator = self._emulator
-        client_id = client_id_for_token(emulator.state, headers.get("authorization"))
+        client_id = caller.client_id if caller is not None else None
         if client_id is None and path == "/oauth/token":
             client_id = _form_client_id(body)
         if client_id is None:
