@@ -27,6 +27,7 @@ from postventa.domain.delivery import LinkStatus
 from postventa.domain.guide import GuideCaps
 from postventa.meli.client import MeliClient, MeliError
 from postventa.services.marketplace import session_for
+from postventa.services.messaging import CapsLookup
 from postventa.store import links as link_store
 from postventa.store.engine import Database
 from postventa.store.orders import get_order
@@ -83,9 +84,6 @@ class MessagedOrder(Protocol):
     def marketplace_conversation(self) -> int | None: ...
 
 
-Lookup = Callable[[int, MessagedOrder], GuideCaps | None]
-
-
 class GuideCapsCache:
     """Caps by (account, conversation resource), and which accounts cannot be asked, for a few seconds."""
 
@@ -122,7 +120,7 @@ class GuideCapsCache:
         database: Database,
         meli: MeliClient,
         clock: Callable[[], dt.datetime],
-        decide: Callable[[Lookup], Awaitable[T]],
+        decide: Callable[[CapsLookup], Awaitable[T]],
     ) -> T:
         """`decide` with the caps as cached (`lookup`); when they are unknown it raises `CapsNeeded`
         before writing anything, and then Mercado Libre is asked, outside any transaction, and
